@@ -1,0 +1,126 @@
+package haproxy
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// Bodies of the http refusals, short enough for a log line.
+const (
+	InvalidText     = "stickyseat: no user key in the request"
+	FullText        = "stickyseat: every server is full, retry later"
+	UnavailableText = "stickyseat: seat service unavailable"
+)
+
+// extraInspectDelay is how long, beyond the SPOE processing timeout, a tcp-mode backend waits
+// for the client to send the data its key is read from (req.hdr and the like).
+const extraInspectDelay = 5 * time.Second
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+// templates are parsed once; they are constant, so a parse error is a programming error
+// caught by every test.
+var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+
+// Globals are the settings of a standalone haproxy.cfg outside the stickyseat sections.
+type Globals struct {
+	// StatsSocket, when set, is the path of an admin-level runtime API socket.
+	StatsSocket string
+	// LogStdout sends HAProxy's logs to its standard output, for running in the foreground.
+	LogStdout bool
+}
+
+// Validate reports problems in g.
+func (g Globals) Validate() error {
+	if strings.ContainsFunc(g.StatsSocket, isSpaceOrControl) || strings.ContainsAny(g.StatsSocket, `#"'\`) {
+		return fmt.Errorf("StatsSocket %q: must not contain spaces, control characters, quotes, '#' or '\\'", g.StatsSocket)
+	}
+	return nil
+}
+
+// renderData is what the templates see: the config with defaults applied plus derived values.
+type renderData struct {
+	Config
+	Globals
+	Engine, Frontend, AgentBackend             string
+	InvalidText, FullText, UnavailableText     string
+	Checks, SetPoolVar                         bool
+	InspectDelay, ProcessingTimeoutText        string
+	RetryAfterSeconds                          int64
+}
+
+func newRenderData(c Config, g Globals) renderData {
+	c = c.withDefaults()
+	return renderData{
+		Config:                c,
+		Globals:               g,
+		Engine:                Engine,
+		Frontend:              Frontend,
+		AgentBackend:          AgentBackend,
+		InvalidText:           InvalidText,
+		FullText:              FullText,
+		UnavailableText:       UnavailableText,
+		Checks:                !c.NoHealthChecks,
+		SetPoolVar:            len(c.Pools) > 1,
+		InspectDelay:          formatTimeout(c.ProcessingTimeout + extraInspectDelay),
+		ProcessingTimeoutText: formatTimeout(c.ProcessingTimeout),
+		RetryAfterSeconds:     int64((c.RetryAfter + time.Second - 1) / time.Second),
+	}
+}
+
+// Render returns the haproxy.cfg part (the frontend, one backend per pool and the agent
+// backend, to follow your global and defaults sections) and the SPOE file to write at
+// c.SPOEPath.
+func Render(c Config) (cfg, spoe []byte, err error) {
+	if err := c.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("invalid config: %w", err)
+	}
+	d := newRenderData(c, Globals{})
+	if cfg, err = execute("haproxy.cfg.tmpl", d); err != nil {
+		return nil, nil, err
+	}
+	if spoe, err = execute("spoe.conf.tmpl", d); err != nil {
+		return nil, nil, err
+	}
+	return cfg, spoe, nil
+}
+
+// RenderStandalone returns a complete haproxy.cfg: global and defaults sections followed by
+// Render's part. It is meant for running in the foreground (no daemon), as the tests, the
+// demo and the examples do. The SPOE file is Render's.
+func RenderStandalone(c Config, g Globals) ([]byte, error) {
+	if err := g.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid globals: %w", err)
+	}
+	part, _, err := Render(c)
+	if err != nil {
+		return nil, err
+	}
+	head, err := execute("standalone.cfg.tmpl", newRenderData(c, g))
+	if err != nil {
+		return nil, err
+	}
+	return append(head, part...), nil
+}
+
+func execute(name string, d renderData) ([]byte, error) {
+	var b bytes.Buffer
+	if err := templates.ExecuteTemplate(&b, name, d); err != nil {
+		return nil, fmt.Errorf("render %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
+// formatTimeout writes d in HAProxy's time format, in whole seconds when exact, else in
+// milliseconds rounded up.
+func formatTimeout(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return fmt.Sprintf("%dms", (d+time.Millisecond-1)/time.Millisecond)
+}

@@ -1,0 +1,154 @@
+// Package agent is the SPOP side of stickyseat: it serves HAProxy's SPOE connections with
+// negasus/haproxy-spoe-go, guarded against hostile frames, turns each "stickyseat" message
+// into an assign.Request and answers with txn.stickyseat.* variables.
+package agent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/negasus/haproxy-spoe-go/worker"
+	"github.com/rs/zerolog"
+
+	"github.com/stickyseat/stickyseat/assign"
+)
+
+// MessageName is the SPOE message the agent answers; others are ignored.
+const MessageName = "stickyseat"
+
+// Variable names, set in the transaction scope; HAProxy prefixes them with the SPOE
+// agent's var-prefix, so HAProxy reads txn.stickyseat.status and txn.stickyseat.server.
+const (
+	VarStatus = "status"
+	VarServer = "server"
+)
+
+// Decider makes one seat decision. It must be safe for concurrent use and must not panic
+// on any request; a failure is reported in the Decision.
+type Decider interface {
+	Decide(ctx context.Context, req assign.Request) assign.Decision
+}
+
+// Options tune an Agent; the zero value of each field means its default.
+type Options struct {
+	// DecisionTimeout bounds one decision; keep it below the SPOE "timeout processing".
+	// Default 500ms.
+	DecisionTimeout time.Duration
+	// MaxFrameSize is the largest max-frame-size the agent accepts from HAProxy. Default
+	// 1 MiB, enough for tune.bufsize up to 1 MiB when bodies are sent.
+	MaxFrameSize uint32
+	// ShutdownGrace is how long a frame already begun may take to arrive after shutdown
+	// starts. Default 2s.
+	ShutdownGrace time.Duration
+	// Logger receives lifecycle events; per-message lines are Debug only.
+	Logger zerolog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.DecisionTimeout <= 0 {
+		o.DecisionTimeout = 500 * time.Millisecond
+	}
+	if o.MaxFrameSize == 0 {
+		o.MaxFrameSize = 1 << 20
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 2 * time.Second
+	}
+}
+
+// Agent answers HAProxy's stickyseat messages.
+type Agent struct {
+	decider Decider
+	opts    Options
+	log     zerolog.Logger
+	stats   counters
+
+	mu    sync.Mutex
+	conns map[*guardConn]struct{}
+	wg    sync.WaitGroup
+}
+
+// New returns an Agent deciding through d.
+func New(d Decider, opts Options) *Agent {
+	opts.setDefaults()
+	return &Agent{
+		decider: d,
+		opts:    opts,
+		log:     opts.Logger.With().Str("component", "agent").Logger(),
+		conns:   make(map[*guardConn]struct{}),
+	}
+}
+
+// Serve accepts SPOP connections on ln until ctx is cancelled, then stops accepting, lets
+// every connection finish the messages it has received (their ACKs are written), closes
+// them and returns nil. It returns an error only if accepting fails otherwise.
+func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var err error
+	for {
+		var c net.Conn
+		c, err = ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				err = nil
+				break
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			break
+		}
+		a.serveConn(c)
+	}
+	a.mu.Lock()
+	for g := range a.conns {
+		g.shutdown()
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+	return err
+}
+
+func (a *Agent) serveConn(c net.Conn) {
+	g := newGuardConn(c, a.opts.MaxFrameSize, a.opts.ShutdownGrace, &a.stats.badFrames)
+	a.mu.Lock()
+	a.conns[g] = struct{}{}
+	a.mu.Unlock()
+	a.stats.conns.Add(1)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer func() {
+			a.mu.Lock()
+			delete(a.conns, g)
+			a.mu.Unlock()
+		}()
+		defer func() {
+			// The library decodes frames with unchecked slicing; a frame that slips past the
+			// guard must cost this connection only, never the process.
+			if r := recover(); r != nil {
+				a.stats.panics.Add(1)
+				a.log.Error().Interface("panic", r).Str("peer", c.RemoteAddr().String()).Msg("SPOP connection crashed the decoder; closed it")
+				c.Close()
+			}
+		}()
+		a.log.Debug().Str("peer", c.RemoteAddr().String()).Msg("SPOP connection opened")
+		worker.Handle(g, a.handle, connLogger{log: a.log, peer: c.RemoteAddr().String()})
+		a.log.Debug().Str("peer", c.RemoteAddr().String()).Msg("SPOP connection closed")
+	}()
+}
+
+// connLogger adapts the library's error log (a closed connection and why) to zerolog.
+type connLogger struct {
+	log  zerolog.Logger
+	peer string
+}
+
+func (l connLogger) Errorf(format string, args ...any) {
+	l.log.Warn().Str("peer", l.peer).Msgf(format, args...)
+}

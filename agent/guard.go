@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/stickyseat/stickyseat/agent/spop"
+)
+
+// maxHelloLen bounds the first frame, read whole before the library sees it. HELLO frames
+// are a few hundred bytes.
+const maxHelloLen = 4096
+
+// errFrame is the cause of every connection the guard closes.
+var errFrame = errors.New("bad SPOP frame")
+
+// guardConn sits between a peer and negasus/haproxy-spoe-go, which trusts the 4-byte frame
+// length (0 allocates ~4 GiB, 1–4 panic). It follows frame boundaries in the byte stream,
+// refuses a length shorter than a frame header or longer than the negotiated
+// max-frame-size, and reads the HELLO itself to learn that size. Writes pass through.
+type guardConn struct {
+	net.Conn
+	r *bufio.Reader
+
+	limit     uint32 // hard cap on max-frame-size
+	maxFrame  uint32 // negotiated; 0 before HELLO
+	remaining uint32 // body bytes of the current frame not yet delivered
+	pending   []byte // bytes read ahead (header, or the whole HELLO) not yet delivered
+	hdr       [4]byte
+
+	closing  atomic.Bool
+	extended bool // shutdown grace already granted for the current frame
+	grace    time.Duration
+	refused  *atomic.Uint64 // counts connections closed for a bad frame
+}
+
+func newGuardConn(c net.Conn, limit uint32, grace time.Duration, refused *atomic.Uint64) *guardConn {
+	return &guardConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), limit: limit, grace: grace, refused: refused}
+}
+
+// Read delivers the peer's bytes, frame by frame, to the library.
+func (g *guardConn) Read(p []byte) (int, error) {
+	if len(g.pending) > 0 {
+		n := copy(p, g.pending)
+		g.pending = g.pending[n:]
+		return n, nil
+	}
+	if g.remaining > 0 {
+		if uint32(len(p)) > g.remaining {
+			p = p[:g.remaining]
+		}
+		n, err := g.r.Read(p)
+		g.remaining -= uint32(n)
+		if err != nil && g.retryOnShutdown(err) {
+			err = nil
+		}
+		return n, err
+	}
+	n, err := g.nextFrame(p)
+	if errors.Is(err, errFrame) {
+		g.refused.Add(1)
+	}
+	return n, err
+}
+
+// nextFrame reads and checks the next frame's length at a frame boundary.
+func (g *guardConn) nextFrame(p []byte) (int, error) {
+	if g.closing.Load() {
+		return 0, io.EOF
+	}
+	g.extended = false
+	if _, err := io.ReadFull(g.r, g.hdr[:]); err != nil {
+		if g.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, io.EOF
+		}
+		return 0, err
+	}
+	n := binary.BigEndian.Uint32(g.hdr[:])
+	if n < spop.MinFrameLen {
+		return 0, fmt.Errorf("%w: length %d is shorter than a frame header", errFrame, n)
+	}
+	if g.maxFrame == 0 {
+		return g.readHello(p, n)
+	}
+	if n > g.maxFrame {
+		return 0, fmt.Errorf("%w: length %d exceeds the negotiated max-frame-size %d", errFrame, n, g.maxFrame)
+	}
+	g.remaining = n
+	g.pending = g.hdr[:]
+	return g.Read(p)
+}
+
+// readHello reads the first frame whole, checks it is a HAPROXY-HELLO and takes its
+// max-frame-size, which the library echoes back and so becomes the negotiated size.
+func (g *guardConn) readHello(p []byte, n uint32) (int, error) {
+	if n > maxHelloLen {
+		return 0, fmt.Errorf("%w: first frame of %d bytes is too long for a HAPROXY-HELLO", errFrame, n)
+	}
+	frame := make([]byte, 4+n)
+	copy(frame, g.hdr[:])
+	if _, err := io.ReadFull(g.r, frame[4:]); err != nil {
+		return 0, err
+	}
+	h, payload, err := spop.ReadHeader(frame[4:])
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", errFrame, err)
+	}
+	if h.Type != spop.TypeHAProxyHello {
+		return 0, fmt.Errorf("%w: first frame has type %d, want HAPROXY-HELLO", errFrame, h.Type)
+	}
+	kvs, err := spop.ReadKVs(payload)
+	if err != nil {
+		return 0, fmt.Errorf("%w: HAPROXY-HELLO: %w", errFrame, err)
+	}
+	mfs, ok := spop.ItemUint(kvs, "max-frame-size")
+	if !ok || mfs < spop.MinFrameLen {
+		return 0, fmt.Errorf("%w: HAPROXY-HELLO without a usable max-frame-size", errFrame)
+	}
+	for _, kv := range kvs {
+		// The library asserts these types without checking them.
+		if (kv.Name == "healthcheck" && kv.Value.Kind != spop.DataBool) ||
+			(kv.Name == "engine-id" && kv.Value.Kind != spop.DataString) {
+			return 0, fmt.Errorf("%w: HAPROXY-HELLO item %q has type %d", errFrame, kv.Name, kv.Value.Kind)
+		}
+		if kv.Name == "max-frame-size" && kv.Value.Kind != spop.DataUint32 {
+			return 0, fmt.Errorf("%w: HAPROXY-HELLO max-frame-size has type %d, want uint32", errFrame, kv.Value.Kind)
+		}
+	}
+	if mfs > uint64(g.limit) {
+		return 0, fmt.Errorf("%w: HAProxy offers max-frame-size %d, above the agent's limit %d (raise --max-frame-size)", errFrame, mfs, g.limit)
+	}
+	g.maxFrame = uint32(mfs)
+	g.pending = frame
+	return g.Read(p)
+}
+
+// retryOnShutdown lets a frame already begun finish after shutdown interrupted the read:
+// HAProxy is waiting for its answer.
+func (g *guardConn) retryOnShutdown(err error) bool {
+	if !g.closing.Load() || g.extended || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	g.extended = true
+	return g.Conn.SetReadDeadline(time.Now().Add(g.grace)) == nil
+}
+
+// shutdown makes the connection end at the next frame boundary: the library then waits
+// for in-flight messages, writes their ACKs and closes.
+func (g *guardConn) shutdown() {
+	g.closing.Store(true)
+	_ = g.Conn.SetReadDeadline(time.Now()) // error means already closed, which is the goal
+}

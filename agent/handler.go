@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/negasus/haproxy-spoe-go/action"
+	"github.com/negasus/haproxy-spoe-go/message"
+	"github.com/negasus/haproxy-spoe-go/request"
+
+	"github.com/stickyseat/stickyseat/assign"
+)
+
+// Message arguments (DESIGN.md, "The contract with HAProxy").
+const (
+	ArgKey  = "key"
+	ArgPool = "pool"
+	ArgBody = "body"
+)
+
+// errArgType marks an argument whose typed value cannot be a key or pool name.
+var errArgType = errors.New("unsupported argument type")
+
+// handle answers one NOTIFY frame. It runs on the library's per-frame goroutine.
+func (a *Agent) handle(req *request.Request) {
+	defer func() {
+		if r := recover(); r != nil {
+			a.stats.panics.Add(1)
+			a.log.Error().Interface("panic", r).Uint64("stream_id", req.StreamID).Uint64("frame_id", req.FrameID).Msg("handler panicked; answered status=error")
+			req.Actions.Reset()
+			a.answer(req, assign.Decision{Status: assign.StatusError})
+		}
+	}()
+	a.stats.frames.Add(1)
+	for _, m := range *req.Messages {
+		if m.Name != MessageName {
+			continue
+		}
+		d := a.decide(m)
+		a.answer(req, d)
+		if d.Err != nil && a.log.Debug().Enabled() {
+			a.log.Debug().Uint64("stream_id", req.StreamID).Str("status", d.Status.String()).Err(d.Err).Msg("no seat")
+		}
+		return // one decision per stream: later messages of the same name are ignored
+	}
+}
+
+// decide turns a message into a decision.
+func (a *Agent) decide(m *message.Message) assign.Decision {
+	var req assign.Request
+	for _, item := range m.KV.Data() {
+		var err error
+		switch item.Name {
+		case ArgKey:
+			req.Key, err = argText(item.Value)
+		case ArgPool:
+			req.Pool, err = argText(item.Value)
+		}
+		if err != nil {
+			return assign.Decision{Status: assign.StatusInvalid, Err: fmt.Errorf("argument %q: %w", item.Name, err)}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.opts.DecisionTimeout)
+	defer cancel()
+	return a.decider.Decide(ctx, req)
+}
+
+// answer writes the decision as variables. Values are always strings: the library panics
+// on negative or large ints and stalls streams on other types.
+func (a *Agent) answer(req *request.Request, d assign.Decision) {
+	a.stats.count(d.Status)
+	req.Actions.SetVar(action.ScopeTransaction, VarStatus, d.Status.String())
+	if d.Status.Seated() && d.Server != "" {
+		req.Actions.SetVar(action.ScopeTransaction, VarServer, d.Server)
+	}
+}
+
+// argText renders a typed argument as text. The returned string never aliases the
+// library's buffers, which are reused after the handler returns.
+func argText(v any) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	case []byte:
+		return string(v), nil
+	case net.IP:
+		if ip4 := v.To4(); ip4 != nil {
+			return ip4.String(), nil
+		}
+		if len(v) != net.IPv6len {
+			return "", fmt.Errorf("%w: address of %d bytes", errArgType, len(v))
+		}
+		return v.String(), nil
+	case int32:
+		return strconv.FormatInt(int64(v), 10), nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
+	case uint32:
+		return strconv.FormatUint(uint64(v), 10), nil
+	case uint64:
+		return strconv.FormatUint(v, 10), nil
+	}
+	return "", fmt.Errorf("%w %T", errArgType, v)
+}

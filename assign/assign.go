@@ -1,0 +1,165 @@
+// Package assign is the seat policy: pools, servers, quotas, idle timeout, the candidates a
+// store may seat a user on, and the status HAProxy sees.
+package assign
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/stickyseat/stickyseat/store"
+)
+
+// MaxKeyLen is the longest user key stored as it is. Longer keys are replaced by
+// "sha256:" and the hex SHA-256 of the key, so a store never holds more than this per key.
+const MaxKeyLen = 256
+
+// Store looks up or grants seats. Implementations make the whole decision for one request
+// atomically and must be safe for concurrent use. An error means no decision was made:
+// the user is answered StatusError and HAProxy rejects the stream.
+type Store interface {
+	Assign(ctx context.Context, req store.Request) (store.Result, error)
+}
+
+// Request is one user arriving in one pool.
+type Request struct {
+	// Pool names the pool; empty picks the only pool when exactly one is configured.
+	Pool string
+	// Key identifies the user; empty is invalid.
+	Key string
+}
+
+// Decision is what the agent answers HAProxy.
+type Decision struct {
+	Status Status
+	// Server is set when the user holds a seat (hit, new, moved).
+	Server string
+	// Previous is the server a moved user left.
+	Previous string
+	// Err says why the status is invalid or error.
+	Err error
+}
+
+// Errors behind StatusInvalid, for callers that count reasons.
+var (
+	ErrNoKey       = errors.New("no user key")
+	ErrUnknownPool = errors.New("unknown pool")
+	ErrNoPool      = errors.New("no pool named and several configured")
+)
+
+// Assigner applies the policy of the current configuration through a store. It is safe
+// for concurrent use; Reload swaps the configuration atomically.
+type Assigner struct {
+	store Store
+	cfg   atomic.Pointer[compiled]
+}
+
+// compiled is a Config turned into what each decision needs, built once per (re)load so the
+// per-message path only looks things up.
+type compiled struct {
+	pools map[string]*compiledPool
+	only  *compiledPool
+}
+
+type compiledPool struct {
+	name    string
+	req     store.Request // Pool, Servers and Idle filled; Key per call
+	servers int
+}
+
+// New returns an Assigner for a validated configuration.
+func New(cfg Config, st Store) (*Assigner, error) {
+	if st == nil {
+		return nil, errors.New("assign: nil store")
+	}
+	a := &Assigner{store: st}
+	if err := a.Reload(cfg); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Reload validates cfg and makes it the configuration of every later decision. On error
+// the previous configuration stays.
+func (a *Assigner) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	c := &compiled{pools: make(map[string]*compiledPool, len(cfg.Pools))}
+	for _, p := range cfg.Pools {
+		cp := &compiledPool{name: p.Name, servers: len(p.Servers)}
+		cp.req = store.Request{Pool: p.Name, Idle: p.IdleTimeout}
+		for _, s := range p.Servers {
+			switch s.State {
+			case StateUp:
+				cp.req.Servers = append(cp.req.Servers, store.Server{Name: s.Name, Quota: s.Quota, Accepting: true})
+			case StateDrain:
+				cp.req.Servers = append(cp.req.Servers, store.Server{Name: s.Name, Quota: s.Quota})
+			}
+		}
+		c.pools[p.Name] = cp
+	}
+	if len(cfg.Pools) == 1 {
+		c.only = c.pools[cfg.Pools[0].Name]
+	}
+	a.cfg.Store(c)
+	return nil
+}
+
+// Decide seats the user of req. It never panics on bad input: a missing key or unknown pool
+// is StatusInvalid, a store failure StatusError.
+func (a *Assigner) Decide(ctx context.Context, req Request) Decision {
+	c := a.cfg.Load()
+	p := c.only
+	if req.Pool != "" {
+		p = c.pools[req.Pool]
+		if p == nil {
+			return Decision{Status: StatusInvalid, Err: fmt.Errorf("%w %q", ErrUnknownPool, req.Pool)}
+		}
+	} else if p == nil {
+		return Decision{Status: StatusInvalid, Err: ErrNoPool}
+	}
+	if req.Key == "" {
+		return Decision{Status: StatusInvalid, Err: ErrNoKey}
+	}
+	if len(p.req.Servers) == 0 {
+		// Every server is down: nobody can be seated or kept.
+		return Decision{Status: StatusFull}
+	}
+	sr := p.req // copy: Servers is shared read-only
+	sr.Key = NormalizeKey(req.Key)
+	res, err := a.store.Assign(ctx, sr)
+	if err != nil {
+		return Decision{Status: StatusError, Err: fmt.Errorf("assign in pool %q: %w", p.name, err)}
+	}
+	d := Decision{Server: res.Server, Previous: res.Previous}
+	switch res.Outcome {
+	case store.OutcomeHit:
+		d.Status = StatusHit
+	case store.OutcomeNew:
+		d.Status = StatusNew
+	case store.OutcomeMoved:
+		d.Status = StatusMoved
+	case store.OutcomeFull:
+		d.Status, d.Server = StatusFull, ""
+	default:
+		return Decision{Status: StatusError, Err: fmt.Errorf("assign in pool %q: store answered outcome %d", p.name, res.Outcome)}
+	}
+	if d.Status != StatusFull && d.Server == "" {
+		return Decision{Status: StatusError, Err: fmt.Errorf("assign in pool %q: store answered %s without a server", p.name, res.Outcome)}
+	}
+	return d
+}
+
+// NormalizeKey bounds a key's length: keys up to MaxKeyLen bytes are kept as they are,
+// longer ones become "sha256:<hex>" (71 bytes).
+func NormalizeKey(key string) string {
+	if len(key) <= MaxKeyLen {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,118 @@
+package assign
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// State is a server's administrative state.
+type State uint8
+
+// Server states.
+const (
+	// StateUp takes new users and keeps seated ones.
+	StateUp State = iota
+	// StateDrain keeps seated users and takes no new ones.
+	StateDrain
+	// StateDown neither keeps nor takes users: its users are moved on their next request.
+	StateDown
+)
+
+// String returns the state's config name.
+func (s State) String() string {
+	switch s {
+	case StateUp:
+		return "up"
+	case StateDrain:
+		return "drain"
+	case StateDown:
+		return "down"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// ParseState reads a state's config name.
+func ParseState(s string) (State, error) {
+	switch s {
+	case "up", "":
+		return StateUp, nil
+	case "drain":
+		return StateDrain, nil
+	case "down":
+		return StateDown, nil
+	}
+	return 0, fmt.Errorf("unknown server state %q (want up, drain or down)", s)
+}
+
+// Server is one HAProxy server of a pool.
+type Server struct {
+	// Name is the server's name in the HAProxy backend.
+	Name string
+	// Quota is the most distinct users the server holds at once.
+	Quota int
+	// State says whether it takes and keeps users.
+	State State
+}
+
+// Pool is one HAProxy backend whose servers share users under quotas.
+type Pool struct {
+	Name string
+	// Servers in configured order: ties between equally used servers go to the earlier one.
+	Servers []Server
+	// IdleTimeout is how long a seat lives after the user's last request.
+	IdleTimeout time.Duration
+}
+
+// Config is the whole policy the agent applies.
+type Config struct {
+	Pools []Pool
+}
+
+// Validate reports the first problem that would make decisions meaningless.
+func (c Config) Validate() error {
+	if len(c.Pools) == 0 {
+		return errors.New("no pools configured")
+	}
+	seen := make(map[string]bool, len(c.Pools))
+	for _, p := range c.Pools {
+		if p.Name == "" {
+			return errors.New("pool with an empty name")
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("duplicate pool %q", p.Name)
+		}
+		seen[p.Name] = true
+		if err := p.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate checks one pool.
+func (p Pool) Validate() error {
+	if len(p.Servers) == 0 {
+		return fmt.Errorf("pool %q has no servers", p.Name)
+	}
+	if p.IdleTimeout <= 0 {
+		return fmt.Errorf("pool %q: idle timeout must be positive, got %s", p.Name, p.IdleTimeout)
+	}
+	names := make(map[string]bool, len(p.Servers))
+	for _, s := range p.Servers {
+		if s.Name == "" {
+			return fmt.Errorf("pool %q: server with an empty name", p.Name)
+		}
+		if names[s.Name] {
+			return fmt.Errorf("pool %q: duplicate server %q", p.Name, s.Name)
+		}
+		names[s.Name] = true
+		if s.Quota <= 0 {
+			return fmt.Errorf("pool %q: server %q: quota must be positive, got %d", p.Name, s.Name, s.Quota)
+		}
+		if s.State > StateDown {
+			return fmt.Errorf("pool %q: server %q: unknown state %d", p.Name, s.Name, s.State)
+		}
+	}
+	return nil
+}

@@ -47,11 +47,11 @@ func (g Globals) Validate() error {
 type renderData struct {
 	Config
 	Globals
-	Engine, Frontend, AgentBackend             string
-	InvalidText, FullText, UnavailableText     string
-	Checks, SetPoolVar                         bool
-	InspectDelay, ProcessingTimeoutText        string
-	RetryAfterSeconds                          int64
+	Engine, Frontend, AgentBackend         string
+	InvalidText, FullText, UnavailableText string
+	Checks, SetPoolVar                     bool
+	InspectDelay, ProcessingTimeoutText    string
+	RetryAfterSeconds                      int64
 }
 
 func newRenderData(c Config, g Globals) renderData {

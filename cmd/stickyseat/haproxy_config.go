@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/stickyseat/stickyseat/haproxy"
+)
+
+func haproxyConfigCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "mode", Value: "tcp", Usage: "tcp or http", EnvVars: []string{"STICKYSEAT_MODE"}},
+		&cli.StringFlag{Name: "frontend-bind", Value: ":8080", Usage: "address the HAProxy frontend listens on", EnvVars: []string{"STICKYSEAT_FRONTEND_BIND"}},
+		&cli.StringFlag{Name: "server-addr", Usage: "address of each server: s1=10.0.0.1:8080,s2=10.0.0.2:8080", EnvVars: []string{"STICKYSEAT_SERVER_ADDR"}},
+		&cli.StringFlag{Name: "agent-addr", Value: "127.0.0.1:12345", Usage: "address of stickyseat serve (its --listen)", EnvVars: []string{"STICKYSEAT_AGENT_ADDR"}},
+		&cli.StringFlag{Name: "key", Usage: "HAProxy sample sent as the user key (default src in tcp mode, req.hdr(x-user) in http mode)", EnvVars: []string{"STICKYSEAT_KEY"}},
+		&cli.BoolFlag{Name: "send-pool", Usage: "send pool=str(NAME) with the message", EnvVars: []string{"STICKYSEAT_SEND_POOL"}},
+		&cli.StringFlag{Name: "spoe-path", Value: haproxy.DefaultSPOEPath, Usage: "path HAProxy reads the SPOE file from", EnvVars: []string{"STICKYSEAT_SPOE_PATH"}},
+		&cli.StringFlag{Name: "processing-timeout", Value: "1s", Usage: "SPOE timeout processing (keep the agent's --decision-timeout below it)", EnvVars: []string{"STICKYSEAT_PROCESSING_TIMEOUT"}},
+		&cli.BoolFlag{Name: "standalone", Usage: "emit a complete haproxy.cfg (global and defaults included)"},
+		&cli.StringFlag{Name: "out-dir", Usage: "write haproxy.cfg and the SPOE file into this directory instead of printing them"},
+	}
+	flags = append(flags, poolFlags()...)
+	return &cli.Command{
+		Name:   "haproxy-config",
+		Usage:  "print the haproxy.cfg part and the SPOE file for the agent's servers",
+		Flags:  flags,
+		Action: haproxyConfig,
+	}
+}
+
+func haproxyConfigFromFlags(c *cli.Context) (haproxy.Config, error) {
+	pool, err := poolFromFlags(c)
+	if err != nil {
+		return haproxy.Config{}, err
+	}
+	addrs, err := parseServerAddrs(c.String("server-addr"))
+	if err != nil {
+		return haproxy.Config{}, fmt.Errorf("--server-addr: %w", err)
+	}
+	hp := haproxy.Pool{Name: pool.Name}
+	for _, s := range pool.Servers {
+		addr, ok := addrs[s.Name]
+		if !ok {
+			return haproxy.Config{}, fmt.Errorf("--server-addr: no address for server %q", s.Name)
+		}
+		delete(addrs, s.Name)
+		hp.Servers = append(hp.Servers, haproxy.Server{Name: s.Name, Addr: addr})
+	}
+	for name := range addrs {
+		return haproxy.Config{}, fmt.Errorf("--server-addr: server %q is not in --servers", name)
+	}
+	pt, err := parseDuration(c.String("processing-timeout"))
+	if err != nil {
+		return haproxy.Config{}, fmt.Errorf("--processing-timeout: %w", err)
+	}
+	cfg := haproxy.Config{
+		Mode:              c.String("mode"),
+		FrontendBind:      c.String("frontend-bind"),
+		AgentAddr:         c.String("agent-addr"),
+		SPOEPath:          c.String("spoe-path"),
+		Key:               c.String("key"),
+		SendPool:          c.Bool("send-pool"),
+		Pools:             []haproxy.Pool{hp},
+		ProcessingTimeout: pt,
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// parseServerAddrs reads "s1=host:port,s2=host:port".
+func parseServerAddrs(spec string) (map[string]string, error) {
+	if strings.TrimSpace(spec) == "" {
+		return nil, fmt.Errorf("no server addresses given (e.g. --server-addr s1=10.0.0.1:8080,s2=10.0.0.2:8080)")
+	}
+	out := map[string]string{}
+	for _, item := range strings.Split(spec, ",") {
+		name, addr, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok || name == "" || addr == "" {
+			return nil, fmt.Errorf("%q is not name=host:port", item)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("duplicate server %q", name)
+		}
+		out[name] = addr
+	}
+	return out, nil
+}
+
+func haproxyConfig(c *cli.Context) error {
+	cfg, err := haproxyConfigFromFlags(c)
+	if err != nil {
+		return err
+	}
+	var main []byte
+	if c.Bool("standalone") {
+		main, err = haproxy.RenderStandalone(cfg, haproxy.Globals{LogStdout: true})
+	} else {
+		main, _, err = haproxy.Render(cfg)
+	}
+	if err != nil {
+		return err
+	}
+	_, spoe, err := haproxy.Render(cfg)
+	if err != nil {
+		return err
+	}
+	if dir := c.String("out-dir"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("--out-dir: %w", err)
+		}
+		spoeName := filepath.Base(cfg.SPOEPath)
+		for name, data := range map[string][]byte{"haproxy.cfg": main, spoeName: spoe} {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+				return fmt.Errorf("--out-dir: %w", err)
+			}
+		}
+		fmt.Fprintf(c.App.Writer, "wrote %s and %s\n", filepath.Join(dir, "haproxy.cfg"), filepath.Join(dir, spoeName))
+		return nil
+	}
+	fmt.Fprintf(c.App.Writer, "%s\n# ---- SPOE file: save as %s ----\n%s", main, cfg.SPOEPath, spoe)
+	return nil
+}

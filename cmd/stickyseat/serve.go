@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/stickyseat/stickyseat/agent"
+	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/store/memory"
+)
+
+func serveCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:12345", Usage: "SPOP address HAProxy connects to (loopback by default: the agent trusts its peers)", EnvVars: []string{"STICKYSEAT_LISTEN"}},
+		&cli.StringFlag{Name: "decision-timeout", Value: "500ms", Usage: "deadline of one decision; keep it below the SPOE timeout processing", EnvVars: []string{"STICKYSEAT_DECISION_TIMEOUT"}},
+		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},
+	}
+	flags = append(flags, poolFlags()...)
+	flags = append(flags, logFlags()...)
+	return &cli.Command{
+		Name:   "serve",
+		Usage:  "run the SPOE agent",
+		Flags:  flags,
+		Action: serve,
+	}
+}
+
+// serveConfig is everything serve needs, validated, with no flag left to read.
+type serveConfig struct {
+	Listen          string
+	DecisionTimeout time.Duration
+	MaxFrameSize    uint32
+	Policy          assign.Config
+}
+
+func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
+	var cfg serveConfig
+	pool, err := poolFromFlags(c)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Policy = assign.Config{Pools: []assign.Pool{pool}}
+	cfg.Listen = c.String("listen")
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		return cfg, fmt.Errorf("--listen: %q is not host:port", cfg.Listen)
+	}
+	if cfg.DecisionTimeout, err = parseDuration(c.String("decision-timeout")); err != nil {
+		return cfg, fmt.Errorf("--decision-timeout: %w", err)
+	}
+	mfs := c.Uint("max-frame-size")
+	if mfs < 256 || mfs > 1<<30 {
+		return cfg, fmt.Errorf("--max-frame-size: %d is outside 256..1073741824", mfs)
+	}
+	cfg.MaxFrameSize = uint32(mfs)
+	return cfg, cfg.Policy.Validate()
+}
+
+func serve(c *cli.Context) error {
+	log, err := newLogger(c, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	cfg, err := serveConfigFromFlags(c)
+	if err != nil {
+		return err
+	}
+	st := memory.New(memory.Options{})
+	go st.Run(c.Context)
+	assigner, err := assign.New(cfg.Policy, st)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	a := agent.New(assigner, agent.Options{
+		DecisionTimeout: cfg.DecisionTimeout,
+		MaxFrameSize:    cfg.MaxFrameSize,
+		Logger:          log,
+	})
+	p := cfg.Policy.Pools[0]
+	servers := make([]string, len(p.Servers))
+	for i, s := range p.Servers {
+		servers[i] = fmt.Sprintf("%s=%d", s.Name, s.Quota)
+	}
+	log.Info().Str("listen", ln.Addr().String()).Str("store", "memory").Str("pool", p.Name).
+		Strs("servers", servers).Dur("idle_timeout", p.IdleTimeout).Str("version", version).
+		Msg("stickyseat agent started")
+	if err := a.Serve(c.Context, ln); err != nil {
+		return fmt.Errorf("serve %s: %w", cfg.Listen, err)
+	}
+	stats := a.Stats()
+	log.Info().Uint64("connections", stats.Connections).Uint64("frames", stats.Frames).Msg("stickyseat agent stopped")
+	return nil
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/stickyseat/stickyseat/assign"
+)
+
+// poolFlags are the flags that describe the one pool of a flag-configured agent; serve and
+// haproxy-config share them so both sides agree on server names.
+func poolFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "servers", Usage: "HAProxy server names, with an optional quota each: s1,s2,s3 or s1=4,s2=2,s3=2", EnvVars: []string{"STICKYSEAT_SERVERS"}},
+		&cli.IntFlag{Name: "max-users", Value: 2, Usage: "quota (distinct users) of servers listed without one", EnvVars: []string{"STICKYSEAT_MAX_USERS"}},
+		&cli.StringFlag{Name: "idle-timeout", Value: "24h", Usage: "a seat is freed this long after its user's last request", EnvVars: []string{"STICKYSEAT_IDLE_TIMEOUT"}},
+		&cli.StringFlag{Name: "pool", Value: "default", Usage: "pool name (the message's pool= argument, when sent)", EnvVars: []string{"STICKYSEAT_POOL"}},
+	}
+}
+
+// poolFromFlags builds the pool the flags describe; every error names its flag.
+func poolFromFlags(c *cli.Context) (assign.Pool, error) {
+	p := assign.Pool{Name: c.String("pool")}
+	if p.Name == "" {
+		return p, fmt.Errorf("--pool: empty pool name")
+	}
+	maxUsers := c.Int("max-users")
+	if maxUsers <= 0 {
+		return p, fmt.Errorf("--max-users: quota must be positive, got %d", maxUsers)
+	}
+	servers, err := parseServers(c.String("servers"), maxUsers)
+	if err != nil {
+		return p, fmt.Errorf("--servers: %w", err)
+	}
+	p.Servers = servers
+	idle, err := parseDuration(c.String("idle-timeout"))
+	if err != nil {
+		return p, fmt.Errorf("--idle-timeout: %w", err)
+	}
+	p.IdleTimeout = idle
+	return p, nil
+}
+
+// parseServers reads "s1,s2=4" into servers; names without "=quota" get defQuota.
+func parseServers(spec string, defQuota int) ([]assign.Server, error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		return nil, fmt.Errorf("no servers given (e.g. --servers s1,s2,s3)")
+	}
+	var out []assign.Server
+	seen := map[string]bool{}
+	for _, item := range strings.Split(spec, ",") {
+		name, quota, hasQuota := strings.Cut(strings.TrimSpace(item), "=")
+		name = strings.TrimSpace(name)
+		if name == "" {
+			return nil, fmt.Errorf("empty server name in %q", spec)
+		}
+		if strings.ContainsAny(name, " \t/#\"'") {
+			return nil, fmt.Errorf("server name %q: HAProxy server names cannot hold spaces, '/', '#' or quotes", name)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("duplicate server %q", name)
+		}
+		seen[name] = true
+		q := defQuota
+		if hasQuota {
+			n, err := strconv.Atoi(strings.TrimSpace(quota))
+			if err != nil {
+				return nil, fmt.Errorf("server %q: quota %q is not a number", name, quota)
+			}
+			if n <= 0 {
+				return nil, fmt.Errorf("server %q: quota must be positive, got %d", name, n)
+			}
+			q = n
+		}
+		out = append(out, assign.Server{Name: name, Quota: q, State: assign.StateUp})
+	}
+	return out, nil
+}
+
+// parseDuration is time.ParseDuration that also refuses zero and negative durations.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration (e.g. 30s, 15m, 24h)", s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("duration must be positive, got %s", s)
+	}
+	return d, nil
+}

@@ -1,0 +1,192 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/stickyseat/stickyseat/haproxy"
+)
+
+// StackOptions describe one HAProxy node with its agent and backends.
+type StackOptions struct {
+	AgentBin   string
+	HAProxyBin string
+	Dir        string   // for haproxy.cfg and the SPOE file
+	Mode       string   // tcp or http
+	Servers    []string // backend names
+	MaxUsers   int
+	Idle       time.Duration
+	AgentArgs  []string // extra `stickyseat serve` flags
+}
+
+// Stack is a running node: backends, agent, haproxy.
+type Stack struct {
+	Mode      string
+	Frontend  string
+	AgentAddr string
+	Backends  []*Backend
+	Agent     *Process
+	HAProxy   *Process
+}
+
+// StartStack starts backends, the agent and haproxy on loopback.
+func StartStack(o StackOptions) (*Stack, error) {
+	s := &Stack{Mode: o.Mode}
+	var err error
+	if s.Backends, err = StartBackends(o.Servers...); err != nil {
+		return nil, err
+	}
+	args := append([]string{
+		"--servers", strings.Join(o.Servers, ","),
+		"--max-users", fmt.Sprint(o.MaxUsers),
+		"--idle-timeout", o.Idle.String(),
+	}, o.AgentArgs...)
+	if s.Agent, s.AgentAddr, err = StartAgent(o.AgentBin, args...); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.Frontend, err = FreePort(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	pool := haproxy.Pool{Name: "default"}
+	for _, b := range s.Backends {
+		pool.Servers = append(pool.Servers, haproxy.Server{Name: b.Name, Addr: b.Addr})
+	}
+	spoePath := filepath.Join(o.Dir, "stickyseat.spoe.conf")
+	cfg := haproxy.Config{
+		Mode:         o.Mode,
+		FrontendBind: s.Frontend,
+		AgentAddr:    s.AgentAddr,
+		SPOEPath:     spoePath,
+		Pools:        []haproxy.Pool{pool},
+		// The backends are up for the whole run; checks would only add traffic.
+		NoHealthChecks: true,
+	}
+	main, err := haproxy.RenderStandalone(cfg, haproxy.Globals{LogStdout: true})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	_, spoe, err := haproxy.Render(cfg)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := os.WriteFile(spoePath, spoe, 0o644); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.HAProxy, err = StartHAProxy(o.HAProxyBin, o.Dir, main, s.Frontend); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops everything the stack started.
+func (s *Stack) Close() {
+	s.HAProxy.Stop()
+	s.Agent.Stop()
+	StopBackends(s.Backends)
+}
+
+// Logs returns the agent's and haproxy's output, for a failing test.
+func (s *Stack) Logs() string {
+	var b strings.Builder
+	if s.Agent != nil {
+		fmt.Fprintf(&b, "--- agent ---\n%s\n", s.Agent.Output())
+	}
+	if s.HAProxy != nil {
+		fmt.Fprintf(&b, "--- haproxy ---\n%s\n", s.HAProxy.Output())
+	}
+	return b.String()
+}
+
+// Reply is what one client request got.
+type Reply struct {
+	Client string
+	Server string // the backend that answered; empty when rejected
+	Status int    // HTTP status in http mode (0 when the connection was refused or closed)
+}
+
+// Seated reports whether a backend answered.
+func (r Reply) Seated() bool { return r.Server != "" }
+
+// String renders a reply for tables and failures.
+func (r Reply) String() string {
+	switch {
+	case r.Seated():
+		return r.Server
+	case r.Status != 0:
+		return fmt.Sprintf("rejected (%d)", r.Status)
+	}
+	return "rejected (connection closed)"
+}
+
+// Client is one user: a source address and, in http mode, an x-user header.
+type Client struct {
+	Name   string
+	Source string // e.g. 127.0.0.11
+	User   string // x-user header value; empty sends none
+	http   *http.Client
+}
+
+// NewClient returns a client that opens a new connection from source for every request, so
+// that every request is a new stream for HAProxy (and a new decision for the agent).
+func NewClient(name, source, user string) *Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}, Timeout: 5 * time.Second}
+	return &Client{Name: name, Source: source, User: user, http: &http.Client{
+		Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true},
+		Timeout:   10 * time.Second,
+	}}
+}
+
+// Get sends one request to the frontend. A refused or closed connection is a rejection,
+// not an error; an error is anything else (timeouts, unexpected answers).
+func (c *Client) Get(ctx context.Context, frontend string) (Reply, error) {
+	r := Reply{Client: c.Name}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+frontend+"/", nil)
+	if err != nil {
+		return r, err
+	}
+	if c.User != "" {
+		req.Header.Set("X-User", c.User)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if isRejection(err) {
+			return r, nil
+		}
+		return r, fmt.Errorf("client %s: %w", c.Name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return r, fmt.Errorf("client %s: read body: %w", c.Name, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		r.Server = strings.TrimSpace(string(body))
+		return r, nil
+	}
+	r.Status = resp.StatusCode
+	return r, nil
+}
+
+// isRejection tells a connection HAProxy closed or reset (tcp-request content reject) from
+// other failures.
+func isRejection(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "connection reset by peer") || strings.Contains(s, "EOF") || strings.Contains(s, "server closed")
+}

@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"embed"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/template"
 	"time"
 )
 
-// Bodies of the http refusals, short enough for a log line.
+// Bodies of the http refusals (the generated config ends each with a newline).
 const (
 	InvalidText     = "stickyseat: no user key in the request"
 	FullText        = "stickyseat: every server is full, retry later"
@@ -25,7 +26,7 @@ var templateFS embed.FS
 
 // templates are parsed once; they are constant, so a parse error is a programming error
 // caught by every test.
-var templates = template.Must(template.ParseFS(templateFS, "templates/*.tmpl"))
+var templates = template.Must(template.New("").Funcs(template.FuncMap{"isAbs": filepath.IsAbs}).ParseFS(templateFS, "templates/*.tmpl"))
 
 // Globals are the settings of a standalone haproxy.cfg outside the stickyseat sections.
 type Globals struct {

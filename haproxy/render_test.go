@@ -25,9 +25,9 @@ var contractLines = map[string]struct{ cfg, spoe []string }{
 	ModeHTTP: {
 		cfg: []string{
 			"    http-request send-spoe-group stickyseat stickyseat\n",
-			`    http-request return status 400 content-type text/plain string "stickyseat: no user key in the request" if { var(txn.stickyseat.status) -m str invalid }` + "\n",
-			`    http-request return status 503 content-type text/plain string "stickyseat: every server is full, retry later" hdr Retry-After 30 if { var(txn.stickyseat.status) -m str full }` + "\n",
-			`    http-request return status 503 content-type text/plain string "stickyseat: seat service unavailable" unless { var(txn.stickyseat.server) -m found }` + "\n",
+			`    http-request return status 400 content-type text/plain string "stickyseat: no user key in the request\n" if { var(txn.stickyseat.status) -m str invalid }` + "\n",
+			`    http-request return status 503 content-type text/plain string "stickyseat: every server is full, retry later\n" hdr Retry-After 30 if { var(txn.stickyseat.status) -m str full }` + "\n",
+			`    http-request return status 503 content-type text/plain string "stickyseat: seat service unavailable\n" unless { var(txn.stickyseat.server) -m found }` + "\n",
 			"    use-server %[var(txn.stickyseat.server)] if { var(txn.stickyseat.server) -m found }\n",
 			"backend stickyseat_agent\n    mode tcp\n",
 		},

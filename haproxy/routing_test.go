@@ -44,10 +44,10 @@ func TestRoutingHTTP(t *testing.T) {
 			}{
 				{"alice", response{200, "s2", ""}, "s2=1"},
 				{"bob", response{200, "s1", ""}, "s1=1"},
-				{"", response{400, InvalidText, ""}, ""},
-				{"carol", response{503, FullText, "30"}, ""},
-				{"dave", response{503, UnavailableText, ""}, ""},
-				{"erin", response{503, UnavailableText, ""}, ""},
+				{"", response{400, InvalidText + "\n", ""}, ""},
+				{"carol", response{503, FullText + "\n", "30"}, ""},
+				{"dave", response{503, UnavailableText + "\n", ""}, ""},
+				{"erin", response{503, UnavailableText + "\n", ""}, ""},
 			}
 			for _, tt := range tests {
 				got, err := r.do("POST", "/", tt.user, "body of "+tt.user)
@@ -249,7 +249,7 @@ func TestRoutingFailClosed(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if want := (response{503, UnavailableText, ""}); got != want {
+				if want := (response{503, UnavailableText + "\n", ""}); got != want {
 					t.Errorf("GET with the agent down = %+v; want %+v", got, want)
 				}
 				if hits := r.hits(); hits != "" {
@@ -279,7 +279,7 @@ func TestRoutingFailClosed(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if want := (response{503, UnavailableText, ""}); got != want {
+				if want := (response{503, UnavailableText + "\n", ""}); got != want {
 					t.Errorf("GET with a slow agent = %+v; want %+v", got, want)
 				}
 				if hits := r.hits(); hits != "" {

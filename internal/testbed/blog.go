@@ -48,7 +48,7 @@ func PlayBlog(ctx context.Context, s *Stack, clients []*Client, idle time.Durati
 	rep := BlogReport{FirstSeat: map[string]string{}, Idle: idle}
 	get := func(c *Client) (Reply, error) { return c.Get(ctx, s.Frontend) }
 
-	first := Step{Title: "first visit, clients 1-6"}
+	first := Step{Title: "first visit"}
 	for _, c := range clients[:6] {
 		r, err := get(c)
 		if err != nil {
@@ -59,7 +59,7 @@ func PlayBlog(ctx context.Context, s *Stack, clients []*Client, idle time.Durati
 	}
 	rep.Steps = append(rep.Steps, first)
 
-	again := Step{Title: "each comes back 3 times"}
+	again := Step{Title: "3 more visits each"}
 	for round := 0; round < 3; round++ {
 		for _, c := range clients[:6] {
 			r, err := get(c)
@@ -72,7 +72,7 @@ func PlayBlog(ctx context.Context, s *Stack, clients []*Client, idle time.Durati
 	quietSince := time.Now() // client 1's last request has been answered
 	rep.Steps = append(rep.Steps, again)
 
-	seventh := Step{Title: "client 7 arrives"}
+	seventh := Step{Title: "a 7th user arrives"}
 	r, err := get(clients[6])
 	if err != nil {
 		return rep, err
@@ -109,7 +109,7 @@ func PlayBlog(ctx context.Context, s *Stack, clients []*Client, idle time.Durati
 			}
 		}()
 	}
-	expiry := Step{Title: fmt.Sprintf("client 1 quiet; client 7 retries until a seat frees (idle %s)", idle)}
+	expiry := Step{Title: fmt.Sprintf("client 1 quiet for %s, others active", idle)}
 	deadline := time.Now().Add(idle + 5*time.Second)
 	for {
 		r, err := get(clients[6])
@@ -118,13 +118,12 @@ func PlayBlog(ctx context.Context, s *Stack, clients []*Client, idle time.Durati
 			wg.Wait()
 			return rep, err
 		}
+		expiry.Replies = append(expiry.Replies, r)
 		if r.Seated() {
 			rep.Expired = time.Since(quietSince)
-			expiry.Replies = append(expiry.Replies, r)
 			break
 		}
 		if time.Now().After(deadline) {
-			expiry.Replies = append(expiry.Replies, r)
 			break
 		}
 		time.Sleep(50 * time.Millisecond)

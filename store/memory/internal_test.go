@@ -100,3 +100,60 @@ func TestLessRatio(t *testing.T) {
 		}
 	}
 }
+
+// TestServerNamesForgotten checks that a pool forgets a server once it holds no seat, so a
+// configuration that keeps renaming servers does not grow the pool.
+func TestServerNamesForgotten(t *testing.T) {
+	clock := storetest.NewClock(time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC))
+	s := New(Options{Clock: clock.Now})
+	for i := range 1000 {
+		name := "s" + strconv.Itoa(i)
+		req := store.Request{Pool: "p", Key: "u" + strconv.Itoa(i), Servers: []store.Server{{Name: name, Quota: 1, Accepting: true}}, Idle: time.Second}
+		got, err := s.Assign(context.Background(), req)
+		if want := (store.Result{Outcome: store.OutcomeNew, Server: name}); err != nil || got != want {
+			t.Fatalf("Assign(%q) = %+v, %v; want %+v", req.Key, got, err, want)
+		}
+		clock.Advance(time.Second)
+	}
+	p := s.lookup("p")
+	if got, want := len(p.names), 1; got != want {
+		t.Errorf("interned names after 1000 servers, one at a time = %d; want %d", got, want)
+	}
+	if got, want := len(p.index), 1; got != want {
+		t.Errorf("name index entries = %d; want %d", got, want)
+	}
+}
+
+// TestClockSteppingBack checks that a clock going backwards keeps the list ordered: the seat
+// is treated as seen at the latest time the pool saw, so it never expires before older seats.
+func TestClockSteppingBack(t *testing.T) {
+	begin := time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
+	clock := storetest.NewClock(begin)
+	s := New(Options{Clock: clock.Now})
+	servers := []store.Server{{Name: "s1", Quota: 10, Accepting: true}}
+	assign := func(key string) {
+		t.Helper()
+		if _, err := s.Assign(context.Background(), store.Request{Pool: "p", Key: key, Servers: servers, Idle: 10 * time.Second}); err != nil {
+			t.Fatalf("Assign(%q): %v", key, err)
+		}
+	}
+	assign("u1")
+	clock.Advance(-5 * time.Second)
+	assign("u2")
+	if err := s.lookup("p").invariants(); err != nil {
+		t.Fatalf("after the clock stepped back: %v", err)
+	}
+	steps := []struct {
+		at   time.Duration // since begin
+		want int
+	}{
+		{10*time.Second - 1, 2},
+		{10 * time.Second, 0},
+	}
+	for _, st := range steps {
+		clock.Advance(begin.Add(st.at).Sub(clock.Now()))
+		if got := s.Seats("p"); got != st.want {
+			t.Errorf("Seats(p) at begin+%v = %d; want %d", st.at, got, st.want)
+		}
+	}
+}

@@ -40,10 +40,13 @@ var concAdvances = []time.Duration{5 * time.Second, 5 * time.Second, 3 * time.Se
 // live users keep their server across phases, and full is only answered when every server is
 // at quota.
 //
-// How we know it can fail: checker_test.go feeds it hand-made answer logs of each kind of
-// wrong store, and breaking the memory store temporarily (granting at used <= quota, expiring
-// at now > t+idle, not decrementing a server's count on expiry, dropping the pool mutex) made
-// this subtest fail each time.
+// How we know it can fail: checker_test.go feeds the checker hand-made answer logs of each
+// kind of wrong store. And each of these temporary breakages of the memory store made this
+// subtest fail, on every run tried: granting while used <= quota (over-grant); expiring at
+// now > t+idle instead of >= (hit on an expired seat); never releasing a server's last seat
+// (counter drift: full while a server had room); no pool mutex, run without -race (a user
+// with no seat answered hits only); deciding and granting in two critical sections (quota
+// exceeded, new and full for one user); answering moved to a live user.
 func (s *suite) concurrency(t *testing.T) {
 	goroutines, requests, phases := concGoroutines, concRequests, concPhases
 	if testing.Short() {

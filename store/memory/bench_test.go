@@ -1,0 +1,166 @@
+package memory_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stickyseat/stickyseat/store"
+	"github.com/stickyseat/stickyseat/store/memory"
+)
+
+// benchSizes are the numbers of live seats the benchmarks hold in one pool.
+var benchSizes = []int{10_000, 1_000_000}
+
+// benchClock is a clock the benchmark moves by hand, from one goroutine.
+type benchClock struct{ now time.Time }
+
+func (c *benchClock) Now() time.Time { return c.now }
+
+// benchKeys returns n ≤ 1<<24 distinct keys shaped like an IPv4 source address, the tcp
+// example's key.
+func benchKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+	}
+	return keys
+}
+
+// benchServers returns three accepting servers with room for n seats in all.
+func benchServers(n int) []store.Server {
+	return []store.Server{
+		{Name: "app1", Quota: n/3 + 1, Accepting: true},
+		{Name: "app2", Quota: n/3 + 1, Accepting: true},
+		{Name: "app3", Quota: n/3 + 1, Accepting: true},
+	}
+}
+
+// fill grants a seat to each key, one microsecond apart.
+func fill(tb testing.TB, s *memory.Store, clock *benchClock, keys []string, servers []store.Server, idle time.Duration) {
+	tb.Helper()
+	ctx := context.Background()
+	for _, k := range keys {
+		clock.now = clock.now.Add(time.Microsecond)
+		res, err := s.Assign(ctx, store.Request{Pool: "bench", Key: k, Servers: servers, Idle: idle})
+		if err != nil || res.Outcome != store.OutcomeNew {
+			tb.Fatalf("Assign(%q) = %+v, %v; want a new seat", k, res, err)
+		}
+	}
+}
+
+// BenchmarkAssignHit refreshes existing seats in a pool holding n live seats.
+func BenchmarkAssignHit(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			clock := &benchClock{now: start}
+			s := memory.New(memory.Options{Clock: clock.Now})
+			keys := benchKeys(n)
+			servers := benchServers(n)
+			fill(b, s, clock, keys, servers, time.Hour)
+			ctx := context.Background()
+			req := store.Request{Pool: "bench", Servers: servers, Idle: time.Hour}
+			i := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				req.Key = keys[i]
+				if i++; i == n {
+					i = 0
+				}
+				if res, err := s.Assign(ctx, req); err != nil || res.Outcome != store.OutcomeHit {
+					b.Fatalf("Assign(%q) = %+v, %v; want a hit", req.Key, res, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAssignNew grants a new seat per operation in a pool holding n live seats: the
+// clock moves one microsecond per operation and seats live n microseconds, so every new seat
+// also expires the oldest one, as in a steady state of churn.
+func BenchmarkAssignNew(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			clock := &benchClock{now: start}
+			s := memory.New(memory.Options{Clock: clock.Now})
+			idle := time.Duration(n) * time.Microsecond
+			// A key comes back 2n operations after its seat was granted, n after it expired.
+			keys := benchKeys(2 * n)
+			servers := benchServers(n)
+			fill(b, s, clock, keys[:n], servers, idle)
+			ctx := context.Background()
+			req := store.Request{Pool: "bench", Servers: servers, Idle: idle}
+			i := n
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				clock.now = clock.now.Add(time.Microsecond)
+				req.Key = keys[i]
+				if i++; i == len(keys) {
+					i = 0
+				}
+				if res, err := s.Assign(ctx, req); err != nil || res.Outcome != store.OutcomeNew {
+					b.Fatalf("Assign(%q) = %+v, %v; want a new seat", req.Key, res, err)
+				}
+			}
+			b.StopTimer()
+			if got := s.Seats("bench"); got != n {
+				b.Fatalf("Seats(bench) = %d; want %d", got, n)
+			}
+		})
+	}
+}
+
+// BenchmarkAssignHitParallel refreshes seats from every P at once, all in one pool: the cost
+// of its one mutex under contention.
+func BenchmarkAssignHitParallel(b *testing.B) {
+	const n = 10_000
+	clock := &benchClock{now: start}
+	s := memory.New(memory.Options{Clock: clock.Now})
+	keys := benchKeys(n)
+	servers := benchServers(n)
+	fill(b, s, clock, keys, servers, time.Hour)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		req := store.Request{Pool: "bench", Servers: servers, Idle: time.Hour}
+		i := 0
+		for pb.Next() {
+			req.Key = keys[i]
+			if i++; i == n {
+				i = 0
+			}
+			if _, err := s.Assign(ctx, req); err != nil {
+				b.Errorf("Assign(%q): %v", req.Key, err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkSeatMemory reports the heap held per live seat, map and keys included, in a pool
+// of 1M seats.
+func BenchmarkSeatMemory(b *testing.B) {
+	const n = 1_000_000
+	keys := benchKeys(n)
+	servers := benchServers(n)
+	var total float64
+	for range b.N {
+		clock := &benchClock{now: start}
+		before := heapAlloc()
+		s := memory.New(memory.Options{Clock: clock.Now})
+		fill(b, s, clock, keys, servers, time.Hour)
+		after := heapAlloc()
+		if got := s.Seats("bench"); got != n {
+			b.Fatalf("Seats(bench) = %d; want %d", got, n)
+		}
+		runtime.KeepAlive(s)
+		total += float64(after) - float64(before)
+	}
+	b.ReportMetric(total/float64(b.N)/n, "B/seat")
+}

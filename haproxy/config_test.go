@@ -85,6 +85,7 @@ func TestGlobalsValidate(t *testing.T) {
 		{Globals{}, ""},
 		{Globals{StatsSocket: "/run/haproxy/admin.sock", LogStdout: true}, ""},
 		{Globals{StatsSocket: "/run/my sock"}, `StatsSocket "/run/my sock": must not contain spaces, control characters, quotes, '#' or '\'`},
+		{Globals{StatsSocket: "admin.sock"}, `StatsSocket "admin.sock": want an absolute path`},
 	}
 	for _, tt := range tests {
 		err := tt.g.Validate()

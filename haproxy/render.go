@@ -30,7 +30,8 @@ var templates = template.Must(template.New("").Funcs(template.FuncMap{"isAbs": f
 
 // Globals are the settings of a standalone haproxy.cfg outside the stickyseat sections.
 type Globals struct {
-	// StatsSocket, when set, is the path of an admin-level runtime API socket.
+	// StatsSocket, when set, is the absolute path of an admin-level runtime API socket (HAProxy
+	// reads a bare name as a host name).
 	StatsSocket string
 	// LogStdout sends HAProxy's logs to its standard output, for running in the foreground.
 	LogStdout bool
@@ -41,6 +42,9 @@ func (g Globals) Validate() error {
 	if strings.ContainsFunc(g.StatsSocket, isSpaceOrControl) || strings.ContainsAny(g.StatsSocket, `#"'\`) {
 		return fmt.Errorf("StatsSocket %q: must not contain spaces, control characters, quotes, '#' or '\\'", g.StatsSocket)
 	}
+	if g.StatsSocket != "" && !filepath.IsAbs(g.StatsSocket) {
+		return fmt.Errorf("StatsSocket %q: want an absolute path", g.StatsSocket)
+	}
 	return nil
 }
 
@@ -50,14 +54,15 @@ type renderData struct {
 	Globals
 	Engine, Frontend, AgentBackend         string
 	InvalidText, FullText, UnavailableText string
-	Checks, SetPoolVar                     bool
+	Checks, SetPoolVar, FrontendLog        bool
 	InspectDelay, ProcessingTimeoutText    string
 	RetryAfterSeconds                      int64
 }
 
-func newRenderData(c Config, g Globals) renderData {
+func newRenderData(c Config, g Globals, frontendLog bool) renderData {
 	c = c.withDefaults()
 	return renderData{
+		FrontendLog:           frontendLog,
 		Config:                c,
 		Globals:               g,
 		Engine:                Engine,
@@ -81,7 +86,12 @@ func Render(c Config) (cfg, spoe []byte, err error) {
 	if err := c.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("invalid config: %w", err)
 	}
-	d := newRenderData(c, Globals{})
+	return render(c, true)
+}
+
+// render returns Render's files; frontendLog adds the frontend's "option tcplog/httplog".
+func render(c Config, frontendLog bool) (cfg, spoe []byte, err error) {
+	d := newRenderData(c, Globals{}, frontendLog)
 	if cfg, err = execute("haproxy.cfg.tmpl", d); err != nil {
 		return nil, nil, err
 	}
@@ -93,16 +103,21 @@ func Render(c Config) (cfg, spoe []byte, err error) {
 
 // RenderStandalone returns a complete haproxy.cfg: global and defaults sections followed by
 // Render's part. It is meant for running in the foreground (no daemon), as the tests, the
-// demo and the examples do. The SPOE file is Render's.
+// demo and the examples do. The SPOE file is Render's. Without g.LogStdout nothing is logged,
+// and the frontend's "option tcplog/httplog" is left out (HAProxy warns about a log format
+// with no log address).
 func RenderStandalone(c Config, g Globals) ([]byte, error) {
 	if err := g.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid globals: %w", err)
 	}
-	part, _, err := Render(c)
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config: %w", err)
+	}
+	part, _, err := render(c, g.LogStdout)
 	if err != nil {
 		return nil, err
 	}
-	head, err := execute("standalone.cfg.tmpl", newRenderData(c, g))
+	head, err := execute("standalone.cfg.tmpl", newRenderData(c, g, g.LogStdout))
 	if err != nil {
 		return nil, err
 	}

@@ -204,12 +204,22 @@ func TestHAProxyAcceptsRenders(t *testing.T) {
 	bins := haproxyBins(t)
 	for _, tc := range renderCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			c := tc.c
-			c.SPOEPath = filepath.Join(dir, "stickyseat.spoe.conf")
-			writeRender(t, dir, c, Globals{LogStdout: true, StatsSocket: filepath.Join(dir, "admin.sock")})
-			for _, bin := range bins {
-				t.Run(binName(bin), func(t *testing.T) { checkConfig(t, bin, dir, "haproxy.cfg") })
+			for _, g := range []struct {
+				name string
+				g    Globals
+			}{
+				{"logs", Globals{LogStdout: true, StatsSocket: "/run/stickyseat-test/admin.sock"}}, // -c does not bind
+				{"bare", Globals{}},
+			} {
+				t.Run(g.name, func(t *testing.T) {
+					dir := t.TempDir()
+					c := tc.c
+					c.SPOEPath = filepath.Join(dir, "stickyseat.spoe.conf")
+					writeRender(t, dir, c, g.g)
+					for _, bin := range bins {
+						t.Run(binName(bin), func(t *testing.T) { checkConfig(t, bin, dir, "haproxy.cfg") })
+					}
+				})
 			}
 		})
 	}

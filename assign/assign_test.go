@@ -1,0 +1,228 @@
+package assign_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/store"
+	"github.com/stickyseat/stickyseat/store/memory"
+)
+
+// fakeClock is a clock the test moves by hand, so expiry is exact.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+const idle = time.Hour
+
+func pool(servers ...assign.Server) assign.Pool {
+	return assign.Pool{Name: "web", Servers: servers, IdleTimeout: idle}
+}
+
+func up(name string, quota int) assign.Server {
+	return assign.Server{Name: name, Quota: quota, State: assign.StateUp}
+}
+
+// step is one request, the time that passes before it, and the decision it must get.
+type step struct {
+	advance    time.Duration
+	key        string
+	wantStatus assign.Status
+	wantServer string
+	reload     *assign.Pool // when set, reload this pool before the request
+}
+
+func TestPolicy(t *testing.T) {
+	blog := pool(up("s1", 2), up("s2", 2), up("s3", 2))
+	tests := []struct {
+		name  string
+		pool  assign.Pool
+		steps []step
+	}{
+		{"new users spread, ties in configured order, then full", blog, []step{
+			{key: "u1", wantStatus: assign.StatusNew, wantServer: "s1"},
+			{key: "u2", wantStatus: assign.StatusNew, wantServer: "s2"},
+			{key: "u3", wantStatus: assign.StatusNew, wantServer: "s3"},
+			{key: "u4", wantStatus: assign.StatusNew, wantServer: "s1"},
+			{key: "u5", wantStatus: assign.StatusNew, wantServer: "s2"},
+			{key: "u6", wantStatus: assign.StatusNew, wantServer: "s3"},
+			{key: "u7", wantStatus: assign.StatusFull},
+			{key: "u1", wantStatus: assign.StatusHit, wantServer: "s1"},
+		}},
+		{"per-server quotas fill by used/quota", pool(up("s1", 4), up("s2", 2), up("s3", 2)), []step{
+			{key: "a", wantStatus: assign.StatusNew, wantServer: "s1"}, // 0/4 0/2 0/2: tie, order
+			{key: "b", wantStatus: assign.StatusNew, wantServer: "s2"}, // 1/4 < 0/2? no: 0/2 wins
+			{key: "c", wantStatus: assign.StatusNew, wantServer: "s3"},
+			{key: "d", wantStatus: assign.StatusNew, wantServer: "s1"}, // 1/4 < 1/2
+			{key: "e", wantStatus: assign.StatusNew, wantServer: "s1"}, // 2/4 = 1/2: tie, order
+			{key: "f", wantStatus: assign.StatusNew, wantServer: "s2"},
+			{key: "g", wantStatus: assign.StatusNew, wantServer: "s3"},
+			{key: "h", wantStatus: assign.StatusNew, wantServer: "s1"},
+			{key: "i", wantStatus: assign.StatusFull},
+		}},
+		{"expiry exactly at the idle timeout", pool(up("s1", 1)), []step{
+			{key: "old", wantStatus: assign.StatusNew, wantServer: "s1"},
+			{advance: idle - time.Nanosecond, key: "late", wantStatus: assign.StatusFull},
+			{advance: time.Nanosecond, key: "late", wantStatus: assign.StatusNew, wantServer: "s1"},
+			{key: "old", wantStatus: assign.StatusFull},
+		}},
+		{"a hit refreshes the seat", pool(up("s1", 1)), []step{
+			{key: "u", wantStatus: assign.StatusNew, wantServer: "s1"},
+			{advance: idle - time.Second, key: "u", wantStatus: assign.StatusHit, wantServer: "s1"},
+			{advance: idle - time.Second, key: "other", wantStatus: assign.StatusFull},
+			{advance: time.Second, key: "other", wantStatus: assign.StatusNew, wantServer: "s1"},
+		}},
+		{"removed server: its users are moved", pool(up("s1", 1), up("s2", 1)), []step{
+			{key: "u1", wantStatus: assign.StatusNew, wantServer: "s1"},
+			{key: "u2", wantStatus: assign.StatusNew, wantServer: "s2"},
+			{reload: ptr(pool(up("s2", 1), up("s3", 1))), key: "u1", wantStatus: assign.StatusMoved, wantServer: "s3"},
+			{key: "u2", wantStatus: assign.StatusHit, wantServer: "s2"},
+		}},
+		{"draining server keeps its users, takes no one new", pool(up("s1", 2), up("s2", 2)), []step{
+			{key: "u1", wantStatus: assign.StatusNew, wantServer: "s1"},
+			{reload: ptr(pool(assign.Server{Name: "s1", Quota: 2, State: assign.StateDrain}, up("s2", 2))), key: "u1", wantStatus: assign.StatusHit, wantServer: "s1"},
+			{key: "u2", wantStatus: assign.StatusNew, wantServer: "s2"},
+			{key: "u3", wantStatus: assign.StatusNew, wantServer: "s2"},
+			{key: "u4", wantStatus: assign.StatusFull},
+		}},
+		{"down server: its users move", pool(up("s1", 2), up("s2", 2)), []step{
+			{key: "u1", wantStatus: assign.StatusNew, wantServer: "s1"},
+			{reload: ptr(pool(assign.Server{Name: "s1", Quota: 2, State: assign.StateDown}, up("s2", 2))), key: "u1", wantStatus: assign.StatusMoved, wantServer: "s2"},
+		}},
+		{"every server down: full", pool(up("s1", 2)), []step{
+			{key: "u1", wantStatus: assign.StatusNew, wantServer: "s1"},
+			{reload: ptr(pool(assign.Server{Name: "s1", Quota: 2, State: assign.StateDown})), key: "u1", wantStatus: assign.StatusFull},
+		}},
+		{"keys longer than MaxKeyLen are one user", pool(up("s1", 1), up("s2", 1)), []step{
+			{key: strings.Repeat("k", 1000), wantStatus: assign.StatusNew, wantServer: "s1"},
+			{key: strings.Repeat("k", 1000), wantStatus: assign.StatusHit, wantServer: "s1"},
+			{key: strings.Repeat("k", 999) + "j", wantStatus: assign.StatusNew, wantServer: "s2"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			a, err := assign.New(assign.Config{Pools: []assign.Pool{tt.pool}}, memory.New(memory.Options{Clock: clock.Now}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range tt.steps {
+				clock.Advance(s.advance)
+				if s.reload != nil {
+					if err := a.Reload(assign.Config{Pools: []assign.Pool{*s.reload}}); err != nil {
+						t.Fatalf("step %d: Reload: %v", i, err)
+					}
+				}
+				d := a.Decide(context.Background(), assign.Request{Key: s.key})
+				if d.Status != s.wantStatus || d.Server != s.wantServer {
+					t.Errorf("step %d: Decide(%.20q) = %s %q; want %s %q (err %v)", i, s.key, d.Status, d.Server, s.wantStatus, s.wantServer, d.Err)
+				}
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestInvalidRequests(t *testing.T) {
+	two := assign.Config{Pools: []assign.Pool{pool(up("s1", 1)), {Name: "api", Servers: []assign.Server{up("a1", 1)}, IdleTimeout: idle}}}
+	one := assign.Config{Pools: []assign.Pool{pool(up("s1", 1))}}
+	tests := []struct {
+		name    string
+		cfg     assign.Config
+		req     assign.Request
+		wantErr error
+	}{
+		{"empty key", one, assign.Request{}, assign.ErrNoKey},
+		{"unknown pool", one, assign.Request{Pool: "nope", Key: "u"}, assign.ErrUnknownPool},
+		{"no pool named with two configured", two, assign.Request{Key: "u"}, assign.ErrNoPool},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := assign.New(tt.cfg, memory.New(memory.Options{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := a.Decide(context.Background(), tt.req)
+			if d.Status != assign.StatusInvalid || !errors.Is(d.Err, tt.wantErr) || d.Server != "" {
+				t.Errorf("Decide(%+v) = %s %q, %v; want invalid, %v", tt.req, d.Status, d.Server, d.Err, tt.wantErr)
+			}
+		})
+	}
+	a, err := assign.New(two, memory.New(memory.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := a.Decide(context.Background(), assign.Request{Pool: "api", Key: "u"}); d.Status != assign.StatusNew || d.Server != "a1" {
+		t.Errorf("Decide in pool api = %s %q; want new a1", d.Status, d.Server)
+	}
+}
+
+// failingStore fails every call, as a store whose backend is down.
+type failingStore struct{}
+
+func (failingStore) Assign(context.Context, store.Request) (store.Result, error) {
+	return store.Result{}, errors.New("connection refused")
+}
+
+func TestStoreErrorIsStatusError(t *testing.T) {
+	a, err := assign.New(assign.Config{Pools: []assign.Pool{pool(up("s1", 1))}}, failingStore{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := a.Decide(context.Background(), assign.Request{Key: "u"})
+	if d.Status != assign.StatusError || d.Server != "" || d.Err == nil {
+		t.Errorf("Decide with a failing store = %s %q, %v; want error, no server, an error", d.Status, d.Server, d.Err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  assign.Config
+		want string
+	}{
+		{"no pools", assign.Config{}, "no pools configured"},
+		{"no servers", assign.Config{Pools: []assign.Pool{{Name: "web", IdleTimeout: idle}}}, `pool "web" has no servers`},
+		{"duplicate server", assign.Config{Pools: []assign.Pool{pool(up("s1", 1), up("s1", 2))}}, `pool "web": duplicate server "s1"`},
+		{"zero quota", assign.Config{Pools: []assign.Pool{pool(up("s1", 0))}}, `pool "web": server "s1": quota must be positive, got 0`},
+		{"zero idle", assign.Config{Pools: []assign.Pool{{Name: "web", Servers: []assign.Server{up("s1", 1)}}}}, `pool "web": idle timeout must be positive, got 0s`},
+		{"duplicate pool", assign.Config{Pools: []assign.Pool{pool(up("s1", 1)), pool(up("s2", 1))}}, `duplicate pool "web"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("Validate() = %v; want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNormalizeKey(t *testing.T) {
+	short := strings.Repeat("a", assign.MaxKeyLen)
+	if got := assign.NormalizeKey(short); got != short {
+		t.Errorf("NormalizeKey(%d bytes) changed the key", len(short))
+	}
+	long := short + "b"
+	got := assign.NormalizeKey(long)
+	if !strings.HasPrefix(got, "sha256:") || len(got) != 71 {
+		t.Errorf("NormalizeKey(%d bytes) = %q; want sha256:<64 hex>", len(long), got)
+	}
+	if assign.NormalizeKey(short+"c") == got {
+		t.Errorf("two different long keys hash to the same key")
+	}
+}

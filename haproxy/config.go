@@ -76,8 +76,9 @@ type Config struct {
 	// RetryAfter is the Retry-After sent with the http 503 when every server is full. Default
 	// 30s; rounded up to whole seconds.
 	RetryAfter time.Duration
-	// NoHealthChecks leaves "check" off the servers. stickyseat relies on HAProxy marking
-	// servers DOWN (a seat on a DOWN server is moved), so checks are on by default.
+	// NoHealthChecks leaves "check" off the servers. Checks are on by default: stickyseat
+	// relies on HAProxy marking a dead server DOWN, after which no one is sent there (weight 0
+	// leaves no fallback) instead of each connection failing against it.
 	NoHealthChecks bool
 }
 

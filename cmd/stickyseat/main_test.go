@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stickyseat/stickyseat/internal/testbed"
+)
+
+func TestServeFlagErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no servers", []string{"serve"}, "--servers: no servers given (e.g. --servers s1,s2,s3)"},
+		{"duplicate server", []string{"serve", "--servers", "s1,s2,s1"}, `--servers: duplicate server "s1"`},
+		{"zero quota", []string{"serve", "--servers", "s1=0"}, `--servers: server "s1": quota must be positive, got 0`},
+		{"bad quota", []string{"serve", "--servers", "s1=two"}, `--servers: server "s1": quota "two" is not a number`},
+		{"zero max-users", []string{"serve", "--servers", "s1", "--max-users", "0"}, "--max-users: quota must be positive, got 0"},
+		{"bad idle", []string{"serve", "--servers", "s1", "--idle-timeout", "soon"}, `--idle-timeout: "soon" is not a duration (e.g. 30s, 15m, 24h)`},
+		{"zero idle", []string{"serve", "--servers", "s1", "--idle-timeout", "0s"}, "--idle-timeout: duration must be positive, got 0s"},
+		{"bad listen", []string{"serve", "--servers", "s1", "--listen", "nowhere"}, `--listen: "nowhere" is not host:port`},
+		{"bad log level", []string{"serve", "--servers", "s1", "--log-level", "loud"}, `--log-level: "loud" is not one of debug, info, warn, error`},
+		{"bad log format", []string{"serve", "--servers", "s1", "--log-format", "xml"}, `--log-format: "xml" is not json or console`},
+		{"bad decision timeout", []string{"serve", "--servers", "s1", "--decision-timeout", "-1s"}, "--decision-timeout: duration must be positive, got -1s"},
+		{"missing server addr", []string{"haproxy-config", "--servers", "s1,s2", "--server-addr", "s1=127.0.0.1:1"}, `--server-addr: no address for server "s2"`},
+		{"extra server addr", []string{"haproxy-config", "--servers", "s1", "--server-addr", "s1=127.0.0.1:1,s9=127.0.0.1:2"}, `--server-addr: server "s9" is not in --servers`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), append([]string{"stickyseat"}, tt.args...), &out, &errOut)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("run(%q) = %v; want %q", tt.args, err, tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans several lines: %q", err)
+			}
+		})
+	}
+}
+
+func TestServeFlagsFromEnv(t *testing.T) {
+	t.Setenv("STICKYSEAT_SERVERS", "s1,s1")
+	err := run(context.Background(), []string{"stickyseat", "serve"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || err.Error() != `--servers: duplicate server "s1"` {
+		t.Errorf("serve with STICKYSEAT_SERVERS=s1,s1: %v; want the duplicate error", err)
+	}
+}
+
+// TestHAProxyConfigPassesHAProxyCheck writes what haproxy-config prints and has every
+// haproxy binary check it.
+func TestHAProxyConfigPassesHAProxyCheck(t *testing.T) {
+	bins, err := testbed.HAProxyBins()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v", err)
+		}
+		t.Skip(err)
+	}
+	for _, mode := range []string{"tcp", "http"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			var out bytes.Buffer
+			args := []string{"stickyseat", "haproxy-config", "--mode", mode, "--standalone",
+				"--servers", "s1=4,s2,s3", "--server-addr", "s1=127.0.0.1:9001,s2=127.0.0.1:9002,s3=[::1]:9003",
+				"--frontend-bind", "127.0.0.1:8080", "--spoe-path", filepath.Join(dir, "stickyseat.spoe.conf"),
+				"--send-pool", "--out-dir", dir}
+			if err := run(context.Background(), args, &out, &bytes.Buffer{}); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := os.ReadFile(filepath.Join(dir, "haproxy.cfg"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"use-server %[var(txn.stickyseat.server)]", "server s1 127.0.0.1:9001 weight 0", "server s3 [::1]:9003 weight 0"} {
+				if !bytes.Contains(cfg, []byte(want)) {
+					t.Errorf("haproxy.cfg lacks %q", want)
+				}
+			}
+			spoe, err := os.ReadFile(filepath.Join(dir, "stickyseat.spoe.conf"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(spoe, []byte("pool=str(default)")) {
+				t.Errorf("SPOE file lacks pool=str(default) with --send-pool:\n%s", spoe)
+			}
+			for _, bin := range bins {
+				if out, err := exec.Command(bin, "-c", "-f", filepath.Join(dir, "haproxy.cfg")).CombinedOutput(); err != nil {
+					t.Errorf("%s -c: %v\n%s\n%s", bin, err, out, cfg)
+				}
+			}
+		})
+	}
+}

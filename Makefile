@@ -3,7 +3,7 @@ GO ?= go
 # Debian installs haproxy and redis-server in /usr/sbin and /usr/bin.
 export PATH := $(PATH):/usr/sbin:/usr/bin
 
-.PHONY: all build demo test fuzz bench deps clean
+.PHONY: all build demo test fuzz bench bench-http deps clean
 
 all: build
 
@@ -32,6 +32,11 @@ fuzz:
 # Benchmarks of the decision path (numbers in the README come from these).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./store/memory ./assign ./keyfrom
+
+# The same wrk load through HAProxy with stickyseat and with a native stick table, one run.
+bench-http: build
+	@scripts/deps.sh --require haproxy wrk
+	$(GO) run ./bench/httpbench --agent bin/stickyseat --users 1000 --duration 15s
 
 clean:
 	rm -rf bin

@@ -1,0 +1,275 @@
+// Package redis implements the seat store in Redis, shared by the agents of several HAProxy
+// nodes, with one Lua script making each look-up-or-assign decision atomically.
+//
+// # Key layout
+//
+// Every key of a pool carries the pool as a Cluster hash tag, so one script call touches one
+// slot (the prefix defaults to "stickyseat:"):
+//
+//	<prefix>{<pool>}:srv:<server>   sorted set: user keys scored by last refresh (µs, Redis TIME)
+//	<prefix>{<pool>}:user:<key>     string: the server the user sits on
+//
+// A seat refreshed at t is live while now < t+idle; live seats are counted exactly with
+// ZCOUNT (now-idle +inf, so there is no counter to drift. Both keys get PEXPIRE idle (+1 ms) on
+// every refresh as a safety net: a user who never comes back loses the user key, and a server
+// set that receives no refresh for idle (server removed from the configuration, drained pool)
+// disappears once its last seat has expired. Each call also removes up to 64 expired seats from
+// every server set it touches; what it leaves is never counted and is collected by later calls
+// or by the set's own expiry. Redis must not evict keys (maxmemory-policy noeviction, the
+// default): an evicted user key makes its user look new while the old seat still counts.
+//
+// # Time
+//
+// Seat times come from Redis TIME inside the script, so the agents' clocks do not matter; a
+// step of the Redis host's wall clock shifts every seat's life by the step. Times have
+// microsecond resolution and idle times are rounded up to whole microseconds.
+//
+// # Failover
+//
+// Redis replicates asynchronously. When a master fails (Sentinel or Cluster failover), seats
+// granted or refreshed during the last moments before the failure may be missing on the
+// promoted replica: their users then look new and may be seated on another server, and the
+// servers they physically still use count them no longer, so a quota can be exceeded by the
+// number of lost seats until those seats would have expired. The script itself is reloaded
+// transparently on the new master (NOSCRIPT → EVAL). Seats in the agent's hit cache keep being
+// answered during the switch (see Options.RefreshInterval).
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/stickyseat/stickyseat/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultKeyPrefix       = "stickyseat:"
+	DefaultTimeout         = 250 * time.Millisecond
+	DefaultRefreshInterval = time.Second
+	DefaultCacheSize       = 100_000
+)
+
+// errorLogInterval is the minimum time between two logged Redis errors; the ones in between
+// are counted (Errors) and summarised in the next log line.
+const errorLogInterval = 10 * time.Second
+
+// openTimeout bounds Open's first PING when the caller's context has no earlier deadline.
+const openTimeout = 5 * time.Second
+
+// Options tune a Store. The zero value gives the defaults.
+type Options struct {
+	// KeyPrefix starts every key; default "stickyseat:". It must not contain '{' or '}' (that
+	// would move the Cluster hash tag).
+	KeyPrefix string
+
+	// Timeout bounds each Assign's Redis work (including a NOSCRIPT reload); default 250ms.
+	// It must be shorter than HAProxy's "timeout processing" so that the agent can still
+	// answer status=error before HAProxy gives up on it.
+	Timeout time.Duration
+
+	// RefreshInterval is how long a seat seen refreshed in Redis is answered "hit" from memory,
+	// without a round trip, provided its server is still listed: 0 means 1s, negative disables.
+	// It is further capped at half the request's idle time, so that a continuously active
+	// user is always refreshed before the seat expires.
+	//
+	// Effect on expiry: Redis only learns of a request when it goes through, so a seat may
+	// expire in Redis up to min(RefreshInterval, idle/2) earlier than idle after the last
+	// request this agent answered from memory.
+	//
+	// Independently of this setting, when Redis fails (outage, timeout, failover) a user whose
+	// last seen refresh plus idle is still ahead keeps the seat: Assign answers "hit" with a
+	// nil error (the error is still counted and logged). Everybody else gets the error.
+	RefreshInterval time.Duration
+
+	// CacheSize bounds the entries of the hit cache; 0 means 100,000, negative disables the
+	// cache altogether (no hit from memory, no outage fallback).
+	CacheSize int
+
+	// Logger receives Redis errors, at most one line per 10s; the zero value logs nothing.
+	Logger zerolog.Logger
+
+	// Clock, when set, replaces Redis TIME (passed to the script) and the local clock. It is
+	// for tests only: with it, keys get no TTL, and agents with different clocks would
+	// disagree about every seat.
+	Clock func() time.Time
+}
+
+// Store is the Redis seat store. It is safe for concurrent use.
+type Store struct {
+	client  goredis.UniversalClient
+	owned   bool // Close closes the client: Open created it
+	prefix  string
+	timeout time.Duration
+	refresh time.Duration // <= 0: no hit from memory
+	cache   *hitCache     // nil: disabled
+	clock   func() time.Time
+	log     zerolog.Logger
+
+	errors     atomic.Uint64
+	roundTrips atomic.Uint64
+	cacheHits  atomic.Uint64
+
+	logMu      sync.Mutex
+	lastLog    time.Time
+	suppressed uint64
+}
+
+// New returns a store using client, which the caller keeps and closes. The client must honour
+// context deadlines (go-redis ContextTimeoutEnabled, as ParseURL sets), or each call may wait
+// for the client's own read timeout instead of Options.Timeout.
+func New(client goredis.UniversalClient, opts Options) *Store {
+	s := &Store{
+		client:  client,
+		prefix:  opts.KeyPrefix,
+		timeout: opts.Timeout,
+		refresh: opts.RefreshInterval,
+		clock:   opts.Clock,
+		log:     opts.Logger.With().Str("component", "redis-store").Logger(),
+	}
+	if s.prefix == "" {
+		s.prefix = DefaultKeyPrefix
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.refresh == 0 {
+		s.refresh = DefaultRefreshInterval
+	}
+	switch {
+	case opts.CacheSize == 0:
+		s.cache = newHitCache(DefaultCacheSize)
+	case opts.CacheSize > 0:
+		s.cache = newHitCache(opts.CacheSize)
+	}
+	return s
+}
+
+// Open connects to the Redis described by rawURL (see ParseURL), checks it answers a PING and
+// returns a store that owns the client.
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	uo, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	client := goredis.NewUniversalClient(uo)
+	ctx, cancel := context.WithTimeout(ctx, openTimeout)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		closeErr := client.Close()
+		return nil, fmt.Errorf("redis ping %s: %w", strings.Join(uo.Addrs, ","), joinErr(err, closeErr))
+	}
+	s := New(client, opts)
+	s.owned = true
+	return s, nil
+}
+
+// Close releases the client if Open created it.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	if err := s.client.Close(); err != nil {
+		return fmt.Errorf("redis close: %w", err)
+	}
+	return nil
+}
+
+// Assign looks up or assigns the user's seat (see store.Request and DESIGN.md). Errors are
+// store.ErrInvalidRequest (wrapped) or Redis failures; on a Redis failure a user whose cached
+// seat is still live gets it back with a nil error.
+func (s *Store) Assign(ctx context.Context, req store.Request) (store.Result, error) {
+	if err := req.Validate(); err != nil {
+		return store.Result{}, fmt.Errorf("redis assign %q in pool %q: %w", req.Key, req.Pool, err)
+	}
+	start := s.now()
+	ck := req.Pool + "\x00" + req.Key
+	var cached cacheEntry
+	var haveCached bool
+	if s.cache != nil {
+		cached, haveCached = s.cache.get(ck, start)
+		haveCached = haveCached && listed(req.Servers, cached.server)
+		if haveCached && s.refresh > 0 && start.Sub(cached.refreshed) < min(s.refresh, min(cached.idle, req.Idle)/2) {
+			s.cacheHits.Add(1)
+			return store.Result{Outcome: store.OutcomeHit, Server: cached.server}, nil
+		}
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	res, err := s.decide(cctx, req)
+	cancel()
+	if err != nil {
+		s.errors.Add(1)
+		err = fmt.Errorf("redis assign %q in pool %q: %w", req.Key, req.Pool, err)
+		s.logError(err)
+		if haveCached && s.now().Before(cached.refreshed.Add(min(cached.idle, req.Idle))) {
+			return store.Result{Outcome: store.OutcomeHit, Server: cached.server}, nil
+		}
+		return store.Result{}, err
+	}
+	if s.cache != nil {
+		if res.Server != "" {
+			s.cache.put(ck, res.Server, start, req.Idle)
+		} else {
+			s.cache.remove(ck)
+		}
+	}
+	return res, nil
+}
+
+// Errors returns how many Assign calls Redis failed (including those answered from the cache).
+func (s *Store) Errors() uint64 { return s.errors.Load() }
+
+// RoundTrips returns how many commands were sent to Redis (EVALSHA, EVAL after NOSCRIPT, and the
+// second call when a seat on an unlisted server has to be released).
+func (s *Store) RoundTrips() uint64 { return s.roundTrips.Load() }
+
+// CacheHits returns how many Assign calls were answered from memory without Redis.
+func (s *Store) CacheHits() uint64 { return s.cacheHits.Load() }
+
+func (s *Store) now() time.Time {
+	if s.clock != nil {
+		return s.clock()
+	}
+	return time.Now()
+}
+
+// logError logs the first error and then at most one per errorLogInterval, with the number of
+// errors it kept quiet about: during an outage every request fails and per-request lines would
+// bury everything else.
+func (s *Store) logError(err error) {
+	s.logMu.Lock()
+	now := time.Now()
+	if !s.lastLog.IsZero() && now.Sub(s.lastLog) < errorLogInterval {
+		s.suppressed++
+		s.logMu.Unlock()
+		return
+	}
+	suppressed := s.suppressed
+	s.lastLog, s.suppressed = now, 0
+	s.logMu.Unlock()
+	s.log.Error().Err(err).Uint64("suppressed", suppressed).Msg("redis store failed")
+}
+
+func listed(servers []store.Server, name string) bool {
+	for _, srv := range servers {
+		if srv.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func joinErr(err, closeErr error) error {
+	if closeErr == nil {
+		return err
+	}
+	return fmt.Errorf("%w (closing client: %w)", err, closeErr)
+}

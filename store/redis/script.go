@@ -1,0 +1,251 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/stickyseat/stickyseat/store"
+)
+
+// gcLimit bounds how many expired seats one call removes from each server set it touches, so
+// that no call does unbounded work. Expired seats left behind are never counted (live seats
+// are counted with ZCOUNT (cut +inf), they only take memory; see collect in assignScript.
+const gcLimit = 64
+
+// maxQuota caps quotas so that the script's cross-multiplied load comparison stays exact in
+// Lua's doubles (products below 2^53). Beyond 2^26 distinct users per server the cap is as
+// good as unlimited; only tie-breaking between two such servers could differ from the memory
+// store.
+const maxQuota = 1 << 26
+
+// maxNeedRetries bounds the calls made when the user's seat sits on an unlisted server whose
+// key must be declared in KEYS (see assignScript); a second retry only happens when another
+// agent moved the same user between two calls.
+const maxNeedRetries = 3
+
+// assignScript makes the whole look-up-or-assign decision atomically.
+//
+// KEYS[1] is the user key, KEYS[2..n+1] the listed servers' sets in configured order, and the
+// optional KEYS[n+2] the set of the unlisted server named by ARGV[6].
+// ARGV: 1 now in µs or "" to read Redis TIME, 2 idle in µs, 3 the user (set member), 4 n,
+// 5 garbage-collection limit, 6 the unlisted server whose set is KEYS[n+2] or "", 7 the TTL in
+// ms of the keys ("0": no TTL), then for each listed server: name, quota, "1" if accepting.
+//
+// A seat refreshed at t has score t and is live while now < t+idle, i.e. score > now-idle.
+// Numbers cross into Redis commands through fmt() because Lua's default %.14g would round
+// microsecond timestamps.
+//
+// When the user's seat is on a server that is not listed, its set is not in KEYS (Cluster
+// requires every key to be declared), so the script answers {"need", server} without writing
+// anything and the caller runs it again with that key added.
+//
+// Replies: {"hit"|"new"|"moved"|"full", server, previous} or {"need", server, ""}.
+const assignScript = `
+local function fmt(x) return string.format('%.0f', x) end
+
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local idle = tonumber(ARGV[2])
+local member = ARGV[3]
+local n = tonumber(ARGV[4])
+local gclimit = tonumber(ARGV[5])
+local extra = ARGV[6]
+local ttl = ARGV[7]
+local cut = now - idle
+local nowS, cutS = fmt(now), fmt(cut)
+
+local function name(i) return ARGV[5 + 3 * i] end
+local function quota(i) return tonumber(ARGV[6 + 3 * i]) end
+local function accepting(i) return ARGV[7 + 3 * i] == '1' end
+
+-- Remove at most gclimit expired seats: they are the lowest scores, so ranks 0..k-1.
+local function collect(key)
+  local expired = redis.call('ZCOUNT', key, '-inf', cutS)
+  if expired > 0 then
+    redis.call('ZREMRANGEBYRANK', key, 0, math.min(expired, gclimit) - 1)
+  end
+end
+
+local function seat(i)
+  local key = KEYS[1 + i]
+  redis.call('ZADD', key, nowS, member)
+  if ttl ~= '0' then
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('SET', KEYS[1], name(i), 'PX', ttl)
+  else
+    redis.call('SET', KEYS[1], name(i))
+  end
+end
+
+local released = ''
+local prev = redis.call('GET', KEYS[1])
+if prev then
+  local listed = nil
+  for i = 1, n do
+    if name(i) == prev then listed = i; break end
+  end
+  if listed then
+    local key = KEYS[1 + listed]
+    local score = redis.call('ZSCORE', key, member)
+    if score and tonumber(score) > cut then
+      seat(listed)
+      collect(key)
+      return {'hit', prev, ''}
+    end
+    redis.call('ZREM', key, member)
+  elseif extra ~= prev then
+    return {'need', prev, ''}
+  else
+    local key = KEYS[n + 2]
+    local score = redis.call('ZSCORE', key, member)
+    if score and tonumber(score) > cut then released = prev end
+    redis.call('ZREM', key, member)
+  end
+end
+
+local best, bestUsed, bestQuota = nil, 0, 0
+for i = 1, n do
+  local key = KEYS[1 + i]
+  collect(key)
+  if accepting(i) then
+    local q = quota(i)
+    local used = redis.call('ZCOUNT', key, '(' .. cutS, '+inf')
+    if used < q and (best == nil or used * bestQuota < bestUsed * q) then
+      best, bestUsed, bestQuota = i, used, q
+    end
+  end
+end
+
+if best == nil then
+  redis.call('DEL', KEYS[1])
+  return {'full', '', released}
+end
+seat(best)
+if released ~= '' then return {'moved', name(best), released} end
+return {'new', name(best), ''}
+`
+
+var assignLua = goredis.NewScript(assignScript)
+
+// serverKey is the sorted set of one server's seats, user keys scored by last refresh in µs.
+func (s *Store) serverKey(pool, server string) string {
+	return s.prefix + "{" + pool + "}:srv:" + server
+}
+
+// userKey holds the name of the server on which the user sits.
+func (s *Store) userKey(pool, key string) string {
+	return s.prefix + "{" + pool + "}:user:" + key
+}
+
+// decide runs the script, reloading it on NOSCRIPT and re-running it when the user's seat sits
+// on an unlisted server whose key has to be declared.
+func (s *Store) decide(ctx context.Context, req store.Request) (store.Result, error) {
+	n := len(req.Servers)
+	keys := make([]string, 1, n+2)
+	keys[0] = s.userKey(req.Pool, req.Key)
+	args := make([]any, 7, 7+3*n)
+	args[0] = ""
+	if s.clock != nil {
+		args[0] = strconv.FormatInt(s.clock().UnixMicro(), 10)
+	}
+	idle := ceilDiv(req.Idle, time.Microsecond)
+	args[1] = strconv.FormatInt(idle, 10)
+	args[2] = req.Key
+	args[3] = strconv.Itoa(n)
+	args[4] = strconv.Itoa(gcLimit)
+	args[5] = ""
+	// The TTLs are a safety net measured on Redis's own clock; under a test clock they would
+	// disagree with the scores, so they are left out (the scores alone decide liveness).
+	args[6] = "0"
+	if s.clock == nil {
+		args[6] = strconv.FormatInt(ceilDiv(req.Idle, time.Millisecond)+1, 10)
+	}
+	for _, srv := range req.Servers {
+		keys = append(keys, s.serverKey(req.Pool, srv.Name))
+		accepting := "0"
+		if srv.Accepting {
+			accepting = "1"
+		}
+		args = append(args, srv.Name, strconv.Itoa(min(srv.Quota, maxQuota)), accepting)
+	}
+
+	for range maxNeedRetries {
+		reply, err := s.run(ctx, keys, args)
+		if err != nil {
+			return store.Result{}, err
+		}
+		status, server, previous, err := parseReply(reply)
+		if err != nil {
+			return store.Result{}, err
+		}
+		if status == "need" {
+			keys = append(keys[:n+1], s.serverKey(req.Pool, server))
+			args[5] = server
+			continue
+		}
+		res := store.Result{Server: server, Previous: previous}
+		switch status {
+		case "hit":
+			res.Outcome = store.OutcomeHit
+		case "new":
+			res.Outcome = store.OutcomeNew
+		case "moved":
+			res.Outcome = store.OutcomeMoved
+		case "full":
+			res.Outcome = store.OutcomeFull
+		default:
+			return store.Result{}, fmt.Errorf("unexpected script status %q", status)
+		}
+		return res, nil
+	}
+	return store.Result{}, errors.New("seat kept moving between unlisted servers, giving up")
+}
+
+// run sends EVALSHA, then EVAL when Redis lost the script (restart, failover, SCRIPT FLUSH),
+// counting each command as a round trip.
+func (s *Store) run(ctx context.Context, keys []string, args []any) (any, error) {
+	s.roundTrips.Add(1)
+	reply, err := assignLua.EvalSha(ctx, s.client, keys, args...).Result()
+	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		s.roundTrips.Add(1)
+		reply, err = assignLua.Eval(ctx, s.client, keys, args...).Result()
+	}
+	if errors.Is(err, goredis.Nil) {
+		return nil, errors.New("script returned nil")
+	}
+	return reply, err
+}
+
+// parseReply reads the script's three-string reply.
+func parseReply(reply any) (status, server, previous string, err error) {
+	fields, ok := reply.([]any)
+	if !ok || len(fields) != 3 {
+		return "", "", "", fmt.Errorf("unexpected script reply %v", reply)
+	}
+	var out [3]string
+	for i, f := range fields {
+		if out[i], ok = f.(string); !ok {
+			return "", "", "", fmt.Errorf("unexpected script reply %v", reply)
+		}
+	}
+	return out[0], out[1], out[2], nil
+}
+
+// ceilDiv returns d in whole units, rounded up, so that a seat never lives shorter than asked.
+func ceilDiv(d, unit time.Duration) int64 {
+	n := int64(d / unit)
+	if d%unit != 0 {
+		n++
+	}
+	return n
+}

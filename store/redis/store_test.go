@@ -1,0 +1,446 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/stickyseat/stickyseat/store"
+	"github.com/stickyseat/stickyseat/store/storetest"
+)
+
+var _ storetest.Store = (*Store)(nil)
+
+// testStart is where the tests' fake clocks begin.
+var testStart = time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
+
+// newClient returns a client for rawURL configured by ParseURL, closed in t.Cleanup.
+func newClient(tb testing.TB, rawURL string) goredis.UniversalClient {
+	tb.Helper()
+	opts, err := ParseURL(rawURL)
+	if err != nil {
+		tb.Fatalf("ParseURL(%q): %v", rawURL, err)
+	}
+	c := goredis.NewUniversalClient(opts)
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// fakeClock is a settable clock for Options.Clock.
+type fakeClock struct{ c *storetest.Clock }
+
+func newFakeClock() fakeClock { return fakeClock{storetest.NewClock(testStart)} }
+
+// fullSuiteEnv, set to 1, runs the contract suite at its full size.
+const fullSuiteEnv = "STICKYSEAT_FULL_SUITE"
+
+// shortSuite makes the contract suite run at its -short size until the test ends, unless
+// STICKYSEAT_FULL_SUITE=1. The suite's Concurrency subtest makes 640,000 requests, sized for
+// the in-process memory store: against a real redis-server under -race that takes 33 s with
+// the hit cache and about three minutes without, per variant. storetest offers no size knob
+// but -short, hence the flag; TestAgentsShareSeats covers concurrency on Redis at scale.
+func shortSuite(t *testing.T) {
+	if testing.Short() || os.Getenv(fullSuiteEnv) == "1" {
+		return
+	}
+	f := flag.Lookup("test.short")
+	if err := f.Value.Set("true"); err != nil {
+		t.Fatalf("set -test.short: %v", err)
+	}
+	t.Logf("contract suite at -short size; %s=1 for the full size", fullSuiteEnv)
+	t.Cleanup(func() {
+		if err := f.Value.Set("false"); err != nil {
+			t.Errorf("reset -test.short: %v", err)
+		}
+	})
+}
+
+// runContract runs the contract suite on stores sharing client, with and without hit cache.
+func runContract(t *testing.T, client goredis.UniversalClient) {
+	shortSuite(t)
+	for _, tt := range []struct {
+		name    string
+		refresh time.Duration
+	}{
+		{"HitCache", 0},
+		{"NoHitCache", -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T, clock *storetest.Clock) storetest.Store {
+				return New(client, Options{Clock: clock.Now, RefreshInterval: tt.refresh, Timeout: 5 * time.Second})
+			})
+		})
+	}
+}
+
+func TestContract(t *testing.T) {
+	srv := startRedis(t)
+	runContract(t, newClient(t, srv.URL()))
+}
+
+func TestContractCluster(t *testing.T) {
+	addrs := startCluster(t)
+	runContract(t, newClient(t, "redis-cluster://"+strings.Join(addrs, ",")))
+}
+
+// request is a valid request in pool p with two servers of quota 2 and a long idle time.
+func request(pool, key string) store.Request {
+	return store.Request{Pool: pool, Key: key, Idle: time.Hour, Servers: []store.Server{
+		{Name: "s1", Quota: 2, Accepting: true},
+		{Name: "s2", Quota: 2, Accepting: true},
+	}}
+}
+
+// mustAssign fails the test on an error.
+func mustAssign(t *testing.T, s *Store, req store.Request) store.Result {
+	t.Helper()
+	got, err := s.Assign(context.Background(), req)
+	if err != nil {
+		t.Fatalf("Assign(%q, %q) error: %v", req.Pool, req.Key, err)
+	}
+	return got
+}
+
+func TestKeyLayout(t *testing.T) {
+	srv := startRedis(t)
+	rc := srv.Client()
+	ctx := context.Background()
+	tests := []struct {
+		name       string
+		prefix     string
+		clock      bool
+		wantPrefix string
+		wantTTL    bool
+	}{
+		{"default prefix, Redis time", "", false, "stickyseat:", true},
+		{"own prefix", "app1:", false, "app1:", true},
+		{"test clock: no TTL", "clocked:", true, "clocked:", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := Options{KeyPrefix: tt.prefix}
+			if tt.clock {
+				opts.Clock = newFakeClock().c.Now
+			}
+			s := New(srv.Client(), opts)
+			mustAssign(t, s, request("web", "10.0.0.1"))
+
+			userKey := tt.wantPrefix + "{web}:user:10.0.0.1"
+			srvKey := tt.wantPrefix + "{web}:srv:s1"
+			if got, err := rc.Get(ctx, userKey).Result(); err != nil || got != "s1" {
+				t.Errorf("GET %s = %q, %v; want %q", userKey, got, err, "s1")
+			}
+			if got, err := rc.ZRange(ctx, srvKey, 0, -1).Result(); err != nil || len(got) != 1 || got[0] != "10.0.0.1" {
+				t.Errorf("ZRANGE %s 0 -1 = %q, %v; want [10.0.0.1]", srvKey, got, err)
+			}
+			for _, key := range []string{userKey, srvKey} {
+				ttl, err := rc.PTTL(ctx, key).Result()
+				if err != nil {
+					t.Fatalf("PTTL %s: %v", key, err)
+				}
+				// Idle is an hour; the TTL is idle+1ms, minus the time since.
+				if got := ttl > 59*time.Minute && ttl <= time.Hour+time.Millisecond; got != tt.wantTTL {
+					t.Errorf("PTTL %s = %v; want about an hour: %v", key, ttl, tt.wantTTL)
+				}
+			}
+		})
+	}
+}
+
+// TestScoresAreMicroseconds checks the score written under a test clock, so that a seat's
+// time can be read with redis-cli, and that Lua did not round it.
+func TestScoresAreMicroseconds(t *testing.T) {
+	srv := startRedis(t)
+	clock := newFakeClock()
+	clock.c.Advance(123456 * time.Microsecond)
+	s := New(srv.Client(), Options{Clock: clock.c.Now})
+	mustAssign(t, s, request("p", "u"))
+	got, err := srv.Client().ZScore(context.Background(), "stickyseat:{p}:srv:s1", "u").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := float64(clock.c.Now().UnixMicro()); got != want {
+		t.Errorf("ZSCORE = %.0f; want %.0f", got, want)
+	}
+}
+
+// TestGarbageCollectionBounded fills a server with seats, lets them expire and checks that
+// each call removes at most gcLimit expired members of a set it touches, until none is left.
+func TestGarbageCollectionBounded(t *testing.T) {
+	srv := startRedis(t)
+	rc := srv.Client()
+	ctx := context.Background()
+	clock := newFakeClock()
+	s := New(rc, Options{Clock: clock.c.Now, RefreshInterval: -1})
+	const seats = 3*gcLimit + 10
+	req := func(key string) store.Request {
+		return store.Request{Pool: "gc", Key: key, Idle: time.Minute,
+			Servers: []store.Server{{Name: "s1", Quota: seats, Accepting: true}}}
+	}
+	for i := range seats {
+		if got := mustAssign(t, s, req("old-"+strconv.Itoa(i))); got.Outcome != store.OutcomeNew {
+			t.Fatalf("Assign(old-%d) = %+v; want new", i, got)
+		}
+	}
+	clock.c.Advance(time.Minute)
+	want := int64(seats)
+	for i := 0; want > 1; i++ {
+		mustAssign(t, s, req("new-"+strconv.Itoa(i)))
+		// A new seat is added (+1) and at most gcLimit expired ones are removed.
+		want = max(want+1-gcLimit, int64(i+1))
+		got, err := rc.ZCard(ctx, "stickyseat:{gc}:srv:s1").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("after call %d: ZCARD = %d; want %d", i, got, want)
+		}
+		if got == int64(i+1) {
+			break
+		}
+	}
+}
+
+// TestUnlistedServerSecondCall checks that releasing a seat on a server missing from the
+// request costs exactly one more round trip (its key must be declared to the script).
+func TestUnlistedServerSecondCall(t *testing.T) {
+	srv := startRedis(t)
+	s := New(srv.Client(), Options{RefreshInterval: -1})
+	mustAssign(t, s, request("warm-up", "w")) // loads the script
+	both := request("p", "u")
+	only2 := both
+	only2.Servers = both.Servers[1:]
+	tests := []struct {
+		req            store.Request
+		want           store.Result
+		wantRoundTrips uint64
+	}{
+		{both, store.Result{Outcome: store.OutcomeNew, Server: "s1"}, 1},
+		{only2, store.Result{Outcome: store.OutcomeMoved, Server: "s2", Previous: "s1"}, 2},
+		{only2, store.Result{Outcome: store.OutcomeHit, Server: "s2"}, 1},
+		{both, store.Result{Outcome: store.OutcomeHit, Server: "s2"}, 1},
+	}
+	for i, tt := range tests {
+		before := s.RoundTrips()
+		got := mustAssign(t, s, tt.req)
+		if got != tt.want {
+			t.Errorf("step %d: Assign = %+v; want %+v", i, got, tt.want)
+		}
+		if rt := s.RoundTrips() - before; rt != tt.wantRoundTrips {
+			t.Errorf("step %d: %d round trips; want %d", i, rt, tt.wantRoundTrips)
+		}
+	}
+}
+
+func TestNoScript(t *testing.T) {
+	srv := startRedis(t)
+	s := New(srv.Client(), Options{RefreshInterval: -1})
+	mustAssign(t, s, request("p", "u1"))
+	if err := srv.Client().ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatalf("SCRIPT FLUSH: %v", err)
+	}
+	tests := []struct {
+		key            string
+		want           store.Outcome
+		wantRoundTrips uint64
+	}{
+		{"u1", store.OutcomeHit, 2}, // EVALSHA → NOSCRIPT → EVAL
+		{"u2", store.OutcomeNew, 1}, // EVAL loaded it again
+	}
+	for _, tt := range tests {
+		before := s.RoundTrips()
+		if got := mustAssign(t, s, request("p", tt.key)); got.Outcome != tt.want {
+			t.Errorf("Assign(%q) after SCRIPT FLUSH = %+v; want %v", tt.key, got, tt.want)
+		}
+		if rt := s.RoundTrips() - before; rt != tt.wantRoundTrips {
+			t.Errorf("Assign(%q): %d round trips; want %d", tt.key, rt, tt.wantRoundTrips)
+		}
+	}
+	if got := s.Errors(); got != 0 {
+		t.Errorf("Errors() = %d; want 0", got)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	srv := startRedis(t)
+	const timeout = 100 * time.Millisecond
+	const pause = time.Second
+	s := New(newClient(t, srv.URL()), Options{Timeout: timeout})
+	mustAssign(t, s, request("p", "warm-up")) // connection and script ready
+
+	admin := srv.Client()
+	if err := admin.Do(context.Background(), "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	begin := time.Now()
+	got, err := s.Assign(context.Background(), request("p", "u1"))
+	elapsed := time.Since(begin)
+	if err == nil {
+		t.Fatalf("Assign during CLIENT PAUSE = %+v, nil error; want an error", got)
+	}
+	if !strings.Contains(err.Error(), `redis assign "u1" in pool "p"`) {
+		t.Errorf("Assign error %q; want it to name the key and pool", err)
+	}
+	// Generous margin: only shows that the call gave up on its own deadline, not on the pause.
+	if elapsed > pause/2 {
+		t.Errorf("Assign returned after %v; want about %v, well before the %v pause ends", elapsed, timeout, pause)
+	}
+	if got := s.Errors(); got != 1 {
+		t.Errorf("Errors() = %d; want 1", got)
+	}
+}
+
+func TestOutage(t *testing.T) {
+	srv := startRedis(t)
+	clock := newFakeClock()
+	s := New(newClient(t, srv.URL()), Options{Clock: clock.c.Now, Timeout: 500 * time.Millisecond})
+	ctx := context.Background()
+	held := mustAssign(t, s, request("p", "cached"))
+
+	srv.Stop()
+	// Past the refresh interval, so that the cached user has to ask Redis.
+	clock.c.Advance(2 * DefaultRefreshInterval)
+	if got, err := s.Assign(ctx, request("p", "cached")); err != nil || got != (store.Result{Outcome: store.OutcomeHit, Server: held.Server}) {
+		t.Errorf("Assign(cached) during outage = %+v, %v; want hit on %s, nil error", got, err, held.Server)
+	}
+	if got, err := s.Assign(ctx, request("p", "newcomer")); err == nil {
+		t.Errorf("Assign(newcomer) during outage = %+v, nil error; want an error", got)
+	}
+	if got := s.Errors(); got != 2 {
+		t.Errorf("Errors() = %d; want 2 (the cached answer counts too)", got)
+	}
+	// Once the seat's idle time has run out, the cache no longer covers the user.
+	clock.c.Advance(time.Hour)
+	if got, err := s.Assign(ctx, request("p", "cached")); err == nil {
+		t.Errorf("Assign(cached) after its idle time during outage = %+v, nil error; want an error", got)
+	}
+
+	srv.Start()
+	waitFor(t, 10*time.Second, "store answering after restart", func() error {
+		got, err := s.Assign(ctx, request("p", "newcomer"))
+		if err == nil && got.Outcome != store.OutcomeNew {
+			t.Fatalf("Assign(newcomer) after restart = %+v; want new", got)
+		}
+		return err
+	})
+}
+
+func TestHitCache(t *testing.T) {
+	srv := startRedis(t)
+	const n = 50
+	tests := []struct {
+		name           string
+		refresh        time.Duration
+		wantRoundTrips uint64
+	}{
+		{"default interval", 0, 1},
+		{"disabled", -1, n},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			s := New(srv.Client(), Options{Clock: clock.c.Now, RefreshInterval: tt.refresh})
+			mustAssign(t, s, request("warm-up", "w")) // loads the script
+			req := request(t.Name(), "u1")
+			before := s.RoundTrips()
+			first := mustAssign(t, s, req)
+			for range n - 1 {
+				clock.c.Advance(DefaultRefreshInterval / (2 * n)) // all within the interval
+				if got, want := mustAssign(t, s, req), (store.Result{Outcome: store.OutcomeHit, Server: first.Server}); got != want {
+					t.Fatalf("Assign = %+v; want %+v", got, want)
+				}
+			}
+			if got := s.RoundTrips() - before; got != tt.wantRoundTrips {
+				t.Errorf("%d calls within the refresh interval: %d round trips; want %d", n, got, tt.wantRoundTrips)
+			}
+			if got, want := s.CacheHits(), n-tt.wantRoundTrips; got != want {
+				t.Errorf("CacheHits() = %d; want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestHitCacheGoesBackToRedis checks when a cached user is sent to Redis again.
+func TestHitCacheGoesBackToRedis(t *testing.T) {
+	srv := startRedis(t)
+	tests := []struct {
+		name           string
+		after          time.Duration
+		idle           time.Duration
+		servers        []store.Server
+		wantRoundTrips uint64
+	}{
+		{"within interval", DefaultRefreshInterval - 1, time.Hour, nil, 0},
+		{"interval over", DefaultRefreshInterval, time.Hour, nil, 1},
+		{"capped at half the idle time", 500 * time.Millisecond, time.Second, nil, 1},
+		// Two: the script names the unlisted server, whose key the second call declares.
+		{"server no longer listed", 0, time.Hour, []store.Server{{Name: "s3", Quota: 1, Accepting: true}}, 2},
+		{"server draining: still cached", 0, time.Hour, []store.Server{{Name: "s1", Quota: 2}}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			s := New(srv.Client(), Options{Clock: clock.c.Now})
+			mustAssign(t, s, request("warm-up", "w")) // loads the script
+			req := request(t.Name(), "u1")
+			req.Idle = tt.idle
+			mustAssign(t, s, req)
+			clock.c.Advance(tt.after)
+			if tt.servers != nil {
+				req.Servers = tt.servers
+			}
+			before := s.RoundTrips()
+			mustAssign(t, s, req)
+			if got := s.RoundTrips() - before; got != tt.wantRoundTrips {
+				t.Errorf("%d round trips; want %d", got, tt.wantRoundTrips)
+			}
+		})
+	}
+}
+
+func TestInvalidRequestNoRoundTrip(t *testing.T) {
+	client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1"})
+	defer client.Close()
+	s := New(client, Options{})
+	_, err := s.Assign(context.Background(), store.Request{Pool: "p"})
+	if !errors.Is(err, store.ErrInvalidRequest) {
+		t.Errorf("Assign(empty key) error = %v; want %v", err, store.ErrInvalidRequest)
+	}
+	if got := s.RoundTrips(); got != 0 {
+		t.Errorf("RoundTrips() = %d; want 0", got)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	srv := startRedis(t)
+	ctx := context.Background()
+	s, err := Open(ctx, srv.URL()+"/3", Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	mustAssign(t, s, request("p", "u"))
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	db3 := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), DB: 3})
+	defer db3.Close()
+	if n, err := db3.Exists(ctx, "stickyseat:{p}:user:u").Result(); err != nil || n != 1 {
+		t.Errorf("EXISTS in db 3 = %d, %v; want 1", n, err)
+	}
+
+	closed := startRedis(t)
+	closed.Stop()
+	if _, err := Open(ctx, closed.URL(), Options{}); err == nil || !strings.Contains(err.Error(), "redis ping "+closed.Addr()) {
+		t.Errorf("Open(stopped server) error = %v; want one naming %s", err, closed.Addr())
+	}
+	if _, err := Open(ctx, "http://x", Options{}); !errors.Is(err, ErrInvalidURL) {
+		t.Errorf("Open(http://x) error = %v; want %v", err, ErrInvalidURL)
+	}
+}

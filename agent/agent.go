@@ -43,6 +43,10 @@ type Options struct {
 	// ShutdownGrace is how long a frame already begun may take to arrive after shutdown
 	// starts. Default 2s.
 	ShutdownGrace time.Duration
+	// KeyRules say, per pool name, where the key comes from when the key argument is
+	// absent or empty; the rule under "" applies to pools not listed. No rule: such a
+	// message is answered invalid.
+	KeyRules map[string]KeyRule
 	// Logger receives lifecycle events; per-message lines are Debug only.
 	Logger zerolog.Logger
 }

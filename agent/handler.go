@@ -19,6 +19,8 @@ const (
 	ArgKey  = "key"
 	ArgPool = "pool"
 	ArgBody = "body"
+	// ArgSrc carries the client address for the src key fallback.
+	ArgSrc = "src"
 )
 
 // errArgType marks an argument whose typed value cannot be a key or pool name.
@@ -50,22 +52,48 @@ func (a *Agent) handle(req *request.Request) {
 
 // decide turns a message into a decision.
 func (a *Agent) decide(m *message.Message) assign.Decision {
-	var req assign.Request
+	var in args
 	for _, item := range m.KV.Data() {
 		var err error
 		switch item.Name {
 		case ArgKey:
-			req.Key, err = argText(item.Value)
+			in.key, err = argText(item.Value)
 		case ArgPool:
-			req.Pool, err = argText(item.Value)
+			in.pool, err = argText(item.Value)
+		case ArgSrc:
+			in.src, err = argText(item.Value)
+		case ArgBody:
+			// Extractors keep nothing of the body, so the library's buffer is read in place.
+			switch v := item.Value.(type) {
+			case []byte:
+				in.body, in.hasBody = v, true
+			case string:
+				in.body, in.hasBody = []byte(v), true
+			case nil:
+				in.hasBody = true
+			default:
+				err = fmt.Errorf("%w %T", errArgType, v)
+			}
 		}
 		if err != nil {
 			return assign.Decision{Status: assign.StatusInvalid, Err: fmt.Errorf("argument %q: %w", item.Name, err)}
 		}
 	}
+	key, err := a.keyRule(in.pool).userKey(in)
+	if err != nil {
+		return assign.Decision{Status: assign.StatusInvalid, Err: err}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.opts.DecisionTimeout)
 	defer cancel()
-	return a.decider.Decide(ctx, req)
+	return a.decider.Decide(ctx, assign.Request{Pool: in.pool, Key: key})
+}
+
+// keyRule returns the pool's key rule, or the default one (KeyRules[""]).
+func (a *Agent) keyRule(pool string) KeyRule {
+	if r, ok := a.opts.KeyRules[pool]; ok {
+		return r
+	}
+	return a.opts.KeyRules[""]
 }
 
 // answer writes the decision as variables. Values are always strings: the library panics

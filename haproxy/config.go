@@ -59,13 +59,16 @@ type Config struct {
 	// directory, not the directory of haproxy.cfg. Default DefaultSPOEPath.
 	SPOEPath string
 	// Key is the sample expression sent as key=, e.g. "src", "req.hdr(x-user)", "req.cook(sid)".
-	// Default "src" in tcp mode, "req.hdr(x-user)" in http mode.
+	// Default "src" in tcp mode, "req.hdr(x-user)" in http mode; with SendBody and no Key the
+	// message carries no key argument and the agent takes the key from the body.
 	Key string
 	// SendPool adds the pool argument to the message. Always on with several pools.
 	SendPool bool
 	// SendBody adds body=req.body to the message, for agent-side key extraction, and makes
 	// HAProxy wait for the request body. http mode only.
 	SendBody bool
+	// SendSrc adds src=src to the message, for the agent's src key fallback.
+	SendSrc bool
 	// Pools get one backend each (at least one). The frontend's default_backend is the first;
 	// route to the others with use_backend rules of your own.
 	Pools []Pool
@@ -185,7 +188,7 @@ func (c Config) withDefaults() Config {
 	if c.SPOEPath == "" {
 		c.SPOEPath = DefaultSPOEPath
 	}
-	if c.Key == "" {
+	if c.Key == "" && !c.SendBody {
 		c.Key = DefaultKeyTCP
 		if c.Mode == ModeHTTP {
 			c.Key = DefaultKeyHTTP
@@ -248,9 +251,11 @@ func checkAddr(addr string, anyHost bool) error {
 
 // checkSample rejects what would break out of the one word a sample expression is on an
 // "args" line.
+// Single quotes are allowed in pairs, as converters need them (json_query('$.id')): HAProxy
+// reads their content literally.
 func checkSample(expr string) error {
-	if strings.ContainsFunc(expr, isSpaceOrControl) || strings.ContainsAny(expr, `#"'\`) {
-		return errors.New("must be one word: no spaces, control characters, quotes, '#' or '\\'")
+	if strings.ContainsFunc(expr, isSpaceOrControl) || strings.ContainsAny(expr, `#"\`) || strings.Count(expr, "'")%2 != 0 {
+		return errors.New("must be one word: no spaces, control characters, double or unpaired single quotes, '#' or '\\'")
 	}
 	return nil
 }

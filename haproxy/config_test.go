@@ -42,7 +42,7 @@ func TestValidate(t *testing.T) {
 		{"agent any host", func(c *Config) { c.AgentAddr = "*:12345" }, `AgentAddr "*:12345": host must not be empty`},
 		{"agent host with space", func(c *Config) { c.AgentAddr = "a b:1" }, `AgentAddr "a b:1": host "a b": unexpected character`},
 		{"spoe path with space", func(c *Config) { c.SPOEPath = "/etc/my haproxy/s.conf" }, `SPOEPath "/etc/my haproxy/s.conf": must not contain spaces, control characters, quotes, '#' or '\'`},
-		{"key with space", func(c *Config) { c.Key = "req.hdr(x-user) src" }, `Key "req.hdr(x-user) src": must be one word: no spaces, control characters, quotes, '#' or '\'`},
+		{"key with space", func(c *Config) { c.Key = "req.hdr(x-user) src" }, `Key "req.hdr(x-user) src": must be one word: no spaces, control characters, double or unpaired single quotes, '#' or '\'`},
 		{"body in tcp mode", func(c *Config) { c.SendBody = true }, `SendBody: http mode only (req.body needs HTTP parsing)`},
 		{"processing timeout too short", func(c *Config) { c.ProcessingTimeout = time.Microsecond }, `ProcessingTimeout 1µs: want at least 1ms`},
 		{"negative retry-after", func(c *Config) { c.RetryAfter = -time.Second }, `RetryAfter -1s: must not be negative`},

@@ -55,8 +55,10 @@ type renderData struct {
 	Engine, Frontend, AgentBackend         string
 	InvalidText, FullText, UnavailableText string
 	Checks, SetPoolVar, FrontendLog        bool
-	InspectDelay, ProcessingTimeoutText    string
-	RetryAfterSeconds                      int64
+	// BufferBody: the message reads the request body (body=req.body or a req.body* key).
+	BufferBody                          bool
+	InspectDelay, ProcessingTimeoutText string
+	RetryAfterSeconds                   int64
 }
 
 func newRenderData(c Config, g Globals, frontendLog bool) renderData {
@@ -73,6 +75,7 @@ func newRenderData(c Config, g Globals, frontendLog bool) renderData {
 		UnavailableText:       UnavailableText,
 		Checks:                !c.NoHealthChecks,
 		SetPoolVar:            len(c.Pools) > 1,
+		BufferBody:            c.SendBody || strings.Contains(c.Key, "req.body"),
 		InspectDelay:          formatTimeout(c.ProcessingTimeout + extraInspectDelay),
 		ProcessingTimeoutText: formatTimeout(c.ProcessingTimeout),
 		RetryAfterSeconds:     int64((c.RetryAfter + time.Second - 1) / time.Second),

@@ -89,8 +89,12 @@ func renderCases() []renderCase {
 	)
 
 	body := validConfig()
-	body.Mode, body.SendPool, body.SendBody = ModeHTTP, true, true
+	body.Mode, body.SendPool, body.SendBody, body.Key = ModeHTTP, true, true, DefaultKeyHTTP
 	cases = append(cases, renderCase{"http/body", body, "key=req.hdr(x-user) pool=str(web) body=req.body"})
+
+	bodyOnly := validConfig()
+	bodyOnly.Mode, bodyOnly.SendBody, bodyOnly.SendSrc = ModeHTTP, true, true
+	cases = append(cases, renderCase{"http/body key with src fallback", bodyOnly, "body=req.body src=src"})
 
 	noChecks := validConfig()
 	noChecks.NoHealthChecks, noChecks.FrontendBind, noChecks.RetryAfter = true, "*:8080", 1500*time.Millisecond

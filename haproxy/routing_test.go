@@ -16,7 +16,7 @@ func TestRoutingHTTP(t *testing.T) {
 	for _, bin := range haproxyBins(t) {
 		t.Run(binName(bin), func(t *testing.T) {
 			c := validConfig()
-			c.Mode, c.SendPool, c.SendBody = ModeHTTP, true, true
+			c.Mode, c.SendPool, c.SendBody, c.Key = ModeHTTP, true, true, DefaultKeyHTTP
 			r := startRig(t, bin, c, true, nil)
 			r.agent.setAnswer(func(args map[string]any) seat {
 				switch key, _ := args["key"].(string); key {

@@ -17,7 +17,8 @@ func haproxyConfigCommand() *cli.Command {
 		&cli.StringFlag{Name: "frontend-bind", Value: ":8080", Usage: "address the HAProxy frontend listens on", EnvVars: []string{"STICKYSEAT_FRONTEND_BIND"}},
 		&cli.StringFlag{Name: "server-addr", Usage: "address of each server: s1=10.0.0.1:8080,s2=10.0.0.2:8080", EnvVars: []string{"STICKYSEAT_SERVER_ADDR"}},
 		&cli.StringFlag{Name: "agent-addr", Value: "127.0.0.1:12345", Usage: "address of stickyseat serve (its --listen)", EnvVars: []string{"STICKYSEAT_AGENT_ADDR"}},
-		&cli.StringFlag{Name: "key", Usage: "HAProxy sample sent as the user key (default src in tcp mode, req.hdr(x-user) in http mode)", EnvVars: []string{"STICKYSEAT_KEY"}},
+		&cli.StringFlag{Name: "key", Usage: "where the user key comes from: header:NAME, cookie:NAME, param:NAME, body (agent extracts it; see serve --key-from-body) or any HAProxy sample (default src in tcp mode, header:x-user in http mode)", EnvVars: []string{"STICKYSEAT_KEY"}},
+		&cli.StringFlag{Name: "key-fallback", Usage: "src: also send the client address, for serve --key-fallback src", EnvVars: []string{"STICKYSEAT_KEY_FALLBACK"}},
 		&cli.BoolFlag{Name: "send-pool", Usage: "send pool=str(NAME) with the message", EnvVars: []string{"STICKYSEAT_SEND_POOL"}},
 		&cli.StringFlag{Name: "spoe-path", Value: haproxy.DefaultSPOEPath, Usage: "path HAProxy reads the SPOE file from", EnvVars: []string{"STICKYSEAT_SPOE_PATH"}},
 		&cli.StringFlag{Name: "processing-timeout", Value: "1s", Usage: "SPOE timeout processing (keep the agent's --decision-timeout below it)", EnvVars: []string{"STICKYSEAT_PROCESSING_TIMEOUT"}},
@@ -58,12 +59,26 @@ func haproxyConfigFromFlags(c *cli.Context) (haproxy.Config, error) {
 	if err != nil {
 		return haproxy.Config{}, fmt.Errorf("--processing-timeout: %w", err)
 	}
+	var sample string
+	var body bool
+	if spec := c.String("key"); spec != "" {
+		if sample, body, err = haproxy.KeySpec(spec); err != nil {
+			return haproxy.Config{}, fmt.Errorf("--key: %w", err)
+		}
+	}
+	switch c.String("key-fallback") {
+	case "", "src":
+	default:
+		return haproxy.Config{}, fmt.Errorf("--key-fallback: unknown key fallback %q (want src or nothing)", c.String("key-fallback"))
+	}
 	cfg := haproxy.Config{
 		Mode:              c.String("mode"),
 		FrontendBind:      c.String("frontend-bind"),
 		AgentAddr:         c.String("agent-addr"),
 		SPOEPath:          c.String("spoe-path"),
-		Key:               c.String("key"),
+		Key:               sample,
+		SendBody:          body,
+		SendSrc:           c.String("key-fallback") == "src",
 		SendPool:          c.Bool("send-pool"),
 		Pools:             []haproxy.Pool{hp},
 		ProcessingTimeout: pt,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stickyseat/stickyseat/agent"
 	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/keyfrom"
 	"github.com/stickyseat/stickyseat/store/memory"
 )
 
@@ -16,6 +17,8 @@ func serveCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:12345", Usage: "SPOP address HAProxy connects to (loopback by default: the agent trusts its peers)", EnvVars: []string{"STICKYSEAT_LISTEN"}},
 		&cli.StringFlag{Name: "decision-timeout", Value: "500ms", Usage: "deadline of one decision; keep it below the SPOE timeout processing", EnvVars: []string{"STICKYSEAT_DECISION_TIMEOUT"}},
+		&cli.StringFlag{Name: "key-from-body", Usage: "take the key from the body argument when key= is absent or empty: xml:<element>, json:<path> or regex:<expr>", EnvVars: []string{"STICKYSEAT_KEY_FROM_BODY"}},
+		&cli.StringFlag{Name: "key-fallback", Usage: "when no key is found: src uses the client address (the message must send src=src); empty answers invalid", EnvVars: []string{"STICKYSEAT_KEY_FALLBACK"}},
 		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},
 	}
 	flags = append(flags, poolFlags()...)
@@ -34,6 +37,7 @@ type serveConfig struct {
 	DecisionTimeout time.Duration
 	MaxFrameSize    uint32
 	Policy          assign.Config
+	KeyRule         agent.KeyRule
 }
 
 func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
@@ -55,6 +59,15 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 		return cfg, fmt.Errorf("--max-frame-size: %d is outside 256..1073741824", mfs)
 	}
 	cfg.MaxFrameSize = uint32(mfs)
+	if spec := c.String("key-from-body"); spec != "" {
+		if cfg.KeyRule.FromBody, err = keyfrom.Parse(spec); err != nil {
+			return cfg, fmt.Errorf("--key-from-body: %w", err)
+		}
+	}
+	cfg.KeyRule.Fallback = c.String("key-fallback")
+	if err := cfg.KeyRule.Validate(); err != nil {
+		return cfg, fmt.Errorf("--key-fallback: %w", err)
+	}
 	return cfg, cfg.Policy.Validate()
 }
 
@@ -80,6 +93,7 @@ func serve(c *cli.Context) error {
 	a := agent.New(assigner, agent.Options{
 		DecisionTimeout: cfg.DecisionTimeout,
 		MaxFrameSize:    cfg.MaxFrameSize,
+		KeyRules:        map[string]agent.KeyRule{"": cfg.KeyRule},
 		Logger:          log,
 	})
 	p := cfg.Policy.Pools[0]
@@ -89,6 +103,7 @@ func serve(c *cli.Context) error {
 	}
 	log.Info().Str("listen", ln.Addr().String()).Str("store", "memory").Str("pool", p.Name).
 		Strs("servers", servers).Dur("idle_timeout", p.IdleTimeout).Str("version", version).
+		Str("key_from_body", c.String("key-from-body")).Str("key_fallback", cfg.KeyRule.Fallback).
 		Msg("stickyseat agent started")
 	if err := a.Serve(c.Context, ln); err != nil {
 		return fmt.Errorf("serve %s: %w", cfg.Listen, err)

@@ -25,6 +25,13 @@ type StackOptions struct {
 	MaxUsers   int
 	Idle       time.Duration
 	AgentArgs  []string // extra `stickyseat serve` flags
+	// Key is the haproxy-config --key form (header:X, cookie:X, param:X, body or a
+	// sample); empty is the mode's default.
+	Key string
+	// SendSrc adds src=src to the message, for the agent's --key-fallback src.
+	SendSrc bool
+	// Global holds extra lines for haproxy's global section (e.g. "tune.bufsize 32768").
+	Global []string
 }
 
 // Stack is a running node: backends, agent, haproxy.
@@ -62,7 +69,18 @@ func StartStack(o StackOptions) (*Stack, error) {
 		pool.Servers = append(pool.Servers, haproxy.Server{Name: b.Name, Addr: b.Addr})
 	}
 	spoePath := filepath.Join(o.Dir, "stickyseat.spoe.conf")
+	sample, body, err := haproxy.KeySpec(o.Key)
+	if o.Key == "" {
+		sample, body, err = "", false, nil
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	cfg := haproxy.Config{
+		Key:          sample,
+		SendBody:     body,
+		SendSrc:      o.SendSrc,
 		Mode:         o.Mode,
 		FrontendBind: s.Frontend,
 		AgentAddr:    s.AgentAddr,
@@ -75,6 +93,9 @@ func StartStack(o StackOptions) (*Stack, error) {
 	if err != nil {
 		s.Close()
 		return nil, err
+	}
+	if len(o.Global) > 0 {
+		main = []byte(strings.Replace(string(main), "\nglobal\n", "\nglobal\n    "+strings.Join(o.Global, "\n    ")+"\n", 1))
 	}
 	_, spoe, err := haproxy.Render(cfg)
 	if err != nil {
@@ -150,16 +171,43 @@ func NewClient(name, source, user string) *Client {
 	}}
 }
 
+// Request is one HTTP request a client sends.
+type Request struct {
+	Method string // default GET
+	Path   string // default /
+	Header map[string]string
+	Body   string
+}
+
 // Get sends one request to the frontend. A refused or closed connection is a rejection,
 // not an error; an error is anything else (timeouts, unexpected answers).
 func (c *Client) Get(ctx context.Context, frontend string) (Reply, error) {
+	var h map[string]string
+	if c.User != "" {
+		h = map[string]string{"X-User": c.User}
+	}
+	return c.Do(ctx, frontend, Request{Header: h})
+}
+
+// Do sends one request to the frontend, like Get.
+func (c *Client) Do(ctx context.Context, frontend string, rq Request) (Reply, error) {
 	r := Reply{Client: c.Name}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+frontend+"/", nil)
+	if rq.Method == "" {
+		rq.Method = http.MethodGet
+	}
+	if rq.Path == "" {
+		rq.Path = "/"
+	}
+	var body io.Reader
+	if rq.Body != "" {
+		body = strings.NewReader(rq.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, rq.Method, "http://"+frontend+rq.Path, body)
 	if err != nil {
 		return r, err
 	}
-	if c.User != "" {
-		req.Header.Set("X-User", c.User)
+	for k, v := range rq.Header {
+		req.Header.Set(k, v)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -169,12 +217,12 @@ func (c *Client) Get(ctx context.Context, frontend string) (Reply, error) {
 		return r, fmt.Errorf("client %s: %w", c.Name, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if err != nil {
 		return r, fmt.Errorf("client %s: read body: %w", c.Name, err)
 	}
 	if resp.StatusCode == http.StatusOK {
-		r.Server = strings.TrimSpace(string(body))
+		r.Server = strings.TrimSpace(string(answer))
 		return r, nil
 	}
 	r.Status = resp.StatusCode

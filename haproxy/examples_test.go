@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite the generated files of ../examples/tcp-source-ip and ../examples/http-header")
+var update = flag.Bool("update", false, "rewrite the generated files of the examples under ../examples")
 
 // exampleSPOEFile is the SPOE file name the examples use. It is relative, so haproxy must run
 // from the example's directory (`cd examples/tcp-source-ip && haproxy -f haproxy.cfg -db`),
@@ -34,6 +34,16 @@ var examples = map[string]Config{
 		AgentAddr:    "127.0.0.1:12345",
 		SPOEPath:     exampleSPOEFile,
 		Key:          "req.hdr(x-user)",
+		Pools:        []Pool{{Name: "default", Servers: exampleServers()}},
+	},
+	// http, the user is a customer id inside a SOAP body; the agent extracts it
+	// (`stickyseat serve --servers s1,s2,s3 --max-users 1 --key-from-body xml:CustomerId`).
+	"soap-body": {
+		Mode:         ModeHTTP,
+		FrontendBind: "127.0.0.1:8080",
+		AgentAddr:    "127.0.0.1:12345",
+		SPOEPath:     exampleSPOEFile,
+		SendBody:     true,
 		Pools:        []Pool{{Name: "default", Servers: exampleServers()}},
 	},
 }

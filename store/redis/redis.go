@@ -26,13 +26,17 @@
 //
 // # Failover
 //
-// Redis replicates asynchronously. When a master fails (Sentinel or Cluster failover), seats
-// granted or refreshed during the last moments before the failure may be missing on the
-// promoted replica: their users then look new and may be seated on another server, and the
-// servers they physically still use count them no longer, so a quota can be exceeded by the
-// number of lost seats until those seats would have expired. The script itself is reloaded
-// transparently on the new master (NOSCRIPT → EVAL). Seats in the agent's hit cache keep being
-// answered during the switch (see Options.RefreshInterval).
+// Redis replicates asynchronously, so a failover (Sentinel or Cluster) can lose seats: those
+// granted or refreshed on the old master shortly before it failed and not yet replicated, and,
+// during a switch, those written to the old master after the replica was promoted but before
+// the old master was demoted and the clients moved (the old master then resyncs and drops them;
+// the Sentinel test sees this window). A lost seat's user looks new and may be seated on another
+// server, and the server the user is still connected to no longer counts it, so a quota can be
+// exceeded by the number of lost seats until they would have expired (idle). A refresh lost
+// only shortens a seat's life to idle after its previous refresh. The script is reloaded
+// transparently on the new master (NOSCRIPT → EVAL). While Redis fails, users in the agent's
+// hit cache keep their seats (see Options.RefreshInterval); the others get errors until the
+// client reaches the new master.
 package redis
 
 import (

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,14 +23,15 @@ const startTimeout = 10 * time.Second
 
 // redisServer is one redis-server process on a loopback port, stopped in t.Cleanup.
 type redisServer struct {
-	tb   testing.TB
-	bin  string
-	port int
-	args []string
-	dir  string
-	log  *syncBuffer
-	cmd  *exec.Cmd
-	done chan struct{}
+	tb    testing.TB
+	bin   string
+	port  int
+	first []string // before --port: a configuration file, --sentinel
+	args  []string
+	dir   string
+	log   *syncBuffer
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
 // Addr is the server's host:port.
@@ -55,7 +57,13 @@ func redisBinary(tb testing.TB) string {
 // configuration arguments (pairs like "--maxmemory", "10mb"), and waits until it answers PING.
 func startRedis(tb testing.TB, extra ...string) *redisServer {
 	tb.Helper()
-	r := &redisServer{tb: tb, bin: redisBinary(tb), port: freePort(tb), dir: tb.TempDir(), log: &syncBuffer{}}
+	return startRedisWith(tb, nil, extra...)
+}
+
+// startRedisWith is startRedis with arguments that must come first (a configuration file).
+func startRedisWith(tb testing.TB, first []string, extra ...string) *redisServer {
+	tb.Helper()
+	r := &redisServer{tb: tb, bin: redisBinary(tb), port: freePort(tb), first: first, dir: tb.TempDir(), log: &syncBuffer{}}
 	r.args = append([]string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", r.dir, "--logfile", ""}, extra...)
 	tb.Cleanup(func() {
@@ -71,7 +79,7 @@ func startRedis(tb testing.TB, extra ...string) *redisServer {
 // Start (re)starts the process on the same port and waits for PING.
 func (r *redisServer) Start() {
 	r.tb.Helper()
-	args := append([]string{"--port", strconv.Itoa(r.port)}, r.args...)
+	args := slices.Concat(r.first, []string{"--port", strconv.Itoa(r.port)}, r.args)
 	r.startProcess(args...)
 	waitPing(r.tb, r.Addr(), r.done, r.log)
 }

@@ -123,7 +123,11 @@ func ParseURL(u string) (*goredis.UniversalOptions, error) {
 		opts.DB = db
 	}
 
-	if err := applyQuery(opts, parsed.Query(), sentinel); err != nil {
+	query, err := url.ParseQuery(parsed.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, err)
+	}
+	if err := applyQuery(opts, query, sentinel); err != nil {
 		return nil, err
 	}
 	return opts, nil

@@ -1,0 +1,89 @@
+package redis
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func TestHitCacheBounds(t *testing.T) {
+	t0 := testStart
+	tests := []struct {
+		name    string
+		max     int
+		puts    int           // entries u0, u1, ... refreshed at t0, t0+1ns, ...
+		idle    time.Duration // of every entry
+		touchAt time.Duration // after t0, one get of an unknown key
+		wantLen int
+		wantU0  bool // u0 still answered at t0+touchAt
+	}{
+		{"below the cap", 10, 5, time.Minute, 0, 5, true},
+		{"cap evicts the oldest", 3, 5, time.Minute, 0, 3, false},
+		{"access sweeps expired entries of other keys", 100, 5, time.Second, time.Second + 10, 0, false},
+		{"sweep is bounded per access", 100, sweepLimit + 5, time.Second, time.Second + 100, 5, false},
+		{"live entries stay", 100, 5, time.Second, time.Second - 1, 5, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newHitCache(tt.max)
+			for i := range tt.puts {
+				c.put("u"+strconv.Itoa(i), "s1", t0.Add(time.Duration(i)), tt.idle)
+			}
+			c.get("unknown", t0.Add(tt.touchAt))
+			if got := c.len(); got != tt.wantLen {
+				t.Errorf("len after %d puts and one get = %d; want %d", tt.puts, got, tt.wantLen)
+			}
+			if _, got := c.get("u0", t0.Add(tt.touchAt)); got != tt.wantU0 {
+				t.Errorf("get(u0) found = %v; want %v", got, tt.wantU0)
+			}
+		})
+	}
+}
+
+func TestHitCacheEntry(t *testing.T) {
+	c := newHitCache(10)
+	c.put("u", "s1", testStart, time.Second)
+	c.put("u", "s2", testStart.Add(time.Millisecond), time.Second) // refreshed elsewhere
+	tests := []struct {
+		at         time.Duration
+		wantServer string
+		wantFound  bool
+	}{
+		{0, "s2", true},
+		{time.Second, "s2", true},
+		{time.Second + time.Millisecond, "", false}, // expired exactly idle after the refresh
+	}
+	for _, tt := range tests {
+		e, found := c.get("u", testStart.Add(tt.at))
+		if found != tt.wantFound || e.server != tt.wantServer {
+			t.Errorf("get(u) at +%v = %q, %v; want %q, %v", tt.at, e.server, found, tt.wantServer, tt.wantFound)
+		}
+	}
+	c.put("v", "s1", testStart, time.Hour)
+	c.remove("v")
+	if _, found := c.get("v", testStart); found {
+		t.Errorf("get(v) after remove found an entry")
+	}
+}
+
+func TestErrorLogRateLimited(t *testing.T) {
+	var buf bytes.Buffer
+	s := New(nil, Options{Logger: zerolog.New(&buf)})
+	for range 5 {
+		s.logError(errors.New("boom"))
+	}
+	if got := strings.Count(buf.String(), "\n"); got != 1 {
+		t.Fatalf("5 errors within %v logged %d lines; want 1:\n%s", errorLogInterval, got, buf.String())
+	}
+	s.lastLog = s.lastLog.Add(-errorLogInterval) // the interval has passed
+	s.logError(errors.New("boom"))
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], `"suppressed":4`) || !strings.Contains(lines[1], `"component":"redis-store"`) {
+		t.Errorf("log after the interval = %q; want a second line with suppressed 4 and the component", lines)
+	}
+}

@@ -54,13 +54,18 @@ func (c *hitCache) get(key string, now time.Time) (cacheEntry, bool) {
 	return *e, true
 }
 
-// put records a seat refreshed in Redis by a call that started at refreshed.
+// put records a seat refreshed in Redis by a call that started at refreshed. Of two calls for
+// the same user finishing out of order, the one started later wins: its refresh is the later
+// lower bound.
 func (c *hitCache) put(key, server string, refreshed time.Time, idle time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweep(refreshed)
 	if el, ok := c.entries[key]; ok {
 		e := el.Value.(*cacheEntry)
+		if e.refreshed.After(refreshed) {
+			return
+		}
 		e.server, e.refreshed, e.idle = server, refreshed, idle
 		c.order.MoveToBack(el)
 		return

@@ -49,6 +49,7 @@ func TestHitCacheEntry(t *testing.T) {
 	c := newHitCache(10)
 	c.put("u", "s1", testStart, time.Second)
 	c.put("u", "s2", testStart.Add(time.Millisecond), time.Second) // refreshed elsewhere
+	c.put("u", "s3", testStart, time.Second)                       // an older call finishing late
 	tests := []struct {
 		at         time.Duration
 		wantServer string

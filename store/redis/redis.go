@@ -21,8 +21,10 @@
 // # Time
 //
 // Seat times come from Redis TIME inside the script, so the agents' clocks do not matter; a
-// step of the Redis host's wall clock shifts every seat's life by the step. Times have
-// microsecond resolution and idle times are rounded up to whole microseconds.
+// step of the Redis host's wall clock shifts every seat's life by the step. The clock is that
+// of the master holding the pool, so after a failover, skew between the Redis hosts shifts the
+// seats' lives too. Times have microsecond resolution and idle times are rounded up to whole
+// microseconds.
 //
 // # Failover
 //

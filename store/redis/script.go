@@ -13,8 +13,8 @@ import (
 )
 
 // gcLimit bounds how many expired seats one call removes from each server set it touches, so
-// that no call does unbounded work. Expired seats left behind are never counted (live seats
-// are counted with ZCOUNT (cut +inf), they only take memory; see collect in assignScript.
+// that no call does unbounded work. Expired seats left behind only take memory: live seats are
+// counted with ZCOUNT key (cut +inf. See collect in assignScript.
 const gcLimit = 64
 
 // maxQuota caps quotas so that the script's cross-multiplied load comparison stays exact in

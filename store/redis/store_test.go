@@ -285,6 +285,7 @@ func TestTimeout(t *testing.T) {
 	if err == nil {
 		t.Fatalf("Assign during CLIENT PAUSE = %+v, nil error; want an error", got)
 	}
+	t.Logf("Assign during CLIENT PAUSE returned after %v: %v", elapsed, err)
 	if !strings.Contains(err.Error(), `redis assign "u1" in pool "p"`) {
 		t.Errorf("Assign error %q; want it to name the key and pool", err)
 	}

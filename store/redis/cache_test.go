@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/stickyseat/stickyseat/store"
 )
 
 func TestHitCacheBounds(t *testing.T) {
@@ -86,5 +88,78 @@ func TestErrorLogRateLimited(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 || !strings.Contains(lines[1], `"suppressed":4`) || !strings.Contains(lines[1], `"component":"redis-store"`) {
 		t.Errorf("log after the interval = %q; want a second line with suppressed 4 and the component", lines)
+	}
+}
+
+func TestHitCache(t *testing.T) {
+	srv := startRedis(t)
+	const n = 50
+	tests := []struct {
+		name           string
+		refresh        time.Duration
+		wantRoundTrips uint64
+	}{
+		{"default interval", 0, 1},
+		{"disabled", -1, n},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			s := New(srv.Client(), Options{Clock: clock.c.Now, RefreshInterval: tt.refresh})
+			mustAssign(t, s, request("warm-up", "w")) // loads the script
+			req := request(t.Name(), "u1")
+			before := s.RoundTrips()
+			first := mustAssign(t, s, req)
+			for range n - 1 {
+				clock.c.Advance(DefaultRefreshInterval / (2 * n)) // all within the interval
+				if got, want := mustAssign(t, s, req), (store.Result{Outcome: store.OutcomeHit, Server: first.Server}); got != want {
+					t.Fatalf("Assign = %+v; want %+v", got, want)
+				}
+			}
+			if got := s.RoundTrips() - before; got != tt.wantRoundTrips {
+				t.Errorf("%d calls within the refresh interval: %d round trips; want %d", n, got, tt.wantRoundTrips)
+			}
+			if got, want := s.CacheHits(), n-tt.wantRoundTrips; got != want {
+				t.Errorf("CacheHits() = %d; want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestHitCacheGoesBackToRedis checks when a cached user is sent to Redis again.
+func TestHitCacheGoesBackToRedis(t *testing.T) {
+	srv := startRedis(t)
+	tests := []struct {
+		name           string
+		after          time.Duration
+		idle           time.Duration
+		servers        []store.Server
+		wantRoundTrips uint64
+	}{
+		{"within interval", DefaultRefreshInterval - 1, time.Hour, nil, 0},
+		{"interval over", DefaultRefreshInterval, time.Hour, nil, 1},
+		{"capped at half the idle time", 500 * time.Millisecond, time.Second, nil, 1},
+		// Two: the script names the unlisted server, whose key the second call declares.
+		{"server no longer listed", 0, time.Hour, []store.Server{{Name: "s3", Quota: 1, Accepting: true}}, 2},
+		{"server draining: still cached", 0, time.Hour, []store.Server{{Name: "s1", Quota: 2}}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := newFakeClock()
+			s := New(srv.Client(), Options{Clock: clock.c.Now})
+			mustAssign(t, s, request("warm-up", "w")) // loads the script
+			req := request(t.Name(), "u1")
+			req.Idle = tt.idle
+			mustAssign(t, s, req)
+			clock.c.Advance(tt.after)
+			if tt.servers != nil {
+				req.Servers = tt.servers
+			}
+			before := s.RoundTrips()
+			mustAssign(t, s, req)
+			if got := s.RoundTrips() - before; got != tt.wantRoundTrips {
+				t.Errorf("%d round trips; want %d", got, tt.wantRoundTrips)
+			}
+		})
 	}
 }

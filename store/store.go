@@ -77,7 +77,8 @@ type Result struct {
 }
 
 // ErrInvalidRequest is returned (wrapped) for a request the store cannot act on: empty pool
-// or key, no servers, a non-positive quota or idle time.
+// or key, no servers, a negative quota, a non-positive idle time. (Quota 0 is valid: the server
+// keeps the seats it holds and takes no new ones.)
 var ErrInvalidRequest = errors.New("invalid store request")
 
 // Validate checks the request against the contract.

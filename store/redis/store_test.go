@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"errors"
-	"flag"
 	"os"
 	"strconv"
 	"strings"
@@ -38,33 +37,21 @@ type fakeClock struct{ c *storetest.Clock }
 
 func newFakeClock() fakeClock { return fakeClock{storetest.NewClock(testStart)} }
 
-// fullSuiteEnv, set to 1, runs the contract suite at its full size.
+// Contract suite sizes on Redis: the suite's default Concurrency size (64 × 10k requests)
+// suits the in-process memory store; against a real redis-server under -race it takes
+// minutes. STICKYSEAT_FULL_SUITE=1 runs the default size; TestAgentsShareSeats covers
+// concurrency across agents on Redis at scale.
 const fullSuiteEnv = "STICKYSEAT_FULL_SUITE"
 
-// shortSuite makes the contract suite run at its -short size until the test ends, unless
-// STICKYSEAT_FULL_SUITE=1. The suite's Concurrency subtest makes 640,000 requests, sized for
-// the in-process memory store: against a real redis-server under -race that takes 33 s with
-// the hit cache and about three minutes without, per variant. storetest offers no size knob
-// but -short, hence the flag; TestAgentsShareSeats covers concurrency on Redis at scale.
-func shortSuite(t *testing.T) {
-	if testing.Short() || os.Getenv(fullSuiteEnv) == "1" {
-		return
+func suiteOptions() []storetest.Option {
+	if os.Getenv(fullSuiteEnv) == "1" {
+		return nil
 	}
-	f := flag.Lookup("test.short")
-	if err := f.Value.Set("true"); err != nil {
-		t.Fatalf("set -test.short: %v", err)
-	}
-	t.Logf("contract suite at -short size; %s=1 for the full size", fullSuiteEnv)
-	t.Cleanup(func() {
-		if err := f.Value.Set("false"); err != nil {
-			t.Errorf("reset -test.short: %v", err)
-		}
-	})
+	return []storetest.Option{storetest.WithConcurrency(16, 1_000, 10)}
 }
 
 // runContract runs the contract suite on stores sharing client, with and without hit cache.
 func runContract(t *testing.T, client goredis.UniversalClient) {
-	shortSuite(t)
 	for _, tt := range []struct {
 		name    string
 		refresh time.Duration
@@ -75,7 +62,7 @@ func runContract(t *testing.T, client goredis.UniversalClient) {
 		t.Run(tt.name, func(t *testing.T) {
 			storetest.Run(t, func(t *testing.T, clock *storetest.Clock) storetest.Store {
 				return New(client, Options{Clock: clock.Now, RefreshInterval: tt.refresh, Timeout: 5 * time.Second})
-			})
+			}, suiteOptions()...)
 		})
 	}
 }

@@ -48,10 +48,7 @@ var concAdvances = []time.Duration{5 * time.Second, 5 * time.Second, 3 * time.Se
 // with no seat answered hits only); deciding and granting in two critical sections (quota
 // exceeded, new and full for one user); answering moved to a live user.
 func (s *suite) concurrency(t *testing.T) {
-	goroutines, requests, phases := concGoroutines, concRequests, concPhases
-	if testing.Short() {
-		goroutines, requests, phases = concShortGoroutines, concShortRequests, concShortPhases
-	}
+	goroutines, requests, phases := s.goroutines, s.requests, s.phases
 	perPhase := requests / phases
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d, %d goroutines × %d requests in %d phases", seed, goroutines, requests, phases)

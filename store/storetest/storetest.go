@@ -53,11 +53,20 @@ const idle = 10 * time.Second
 // Run runs the contract suite. newStore returns a fresh store whose only source of time is
 // clock.Now; it is called once per subtest and may register cleanups on t. Every subtest uses
 // pool names of its own, unique across runs, so stores may share a backend.
-func Run(t *testing.T, newStore func(t *testing.T, clock *Clock) Store) {
+//
+// Options size the suite; the defaults suit an in-process store.
+func Run(t *testing.T, newStore func(t *testing.T, clock *Clock) Store, opts ...Option) {
 	t.Helper()
 	s := &suite{
-		newStore: newStore,
-		prefix:   "storetest-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		newStore:   newStore,
+		prefix:     "storetest-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		goroutines: concGoroutines, requests: concRequests, phases: concPhases,
+	}
+	if testing.Short() {
+		s.goroutines, s.requests, s.phases = concShortGoroutines, concShortRequests, concShortPhases
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	t.Run("InvalidRequest", s.invalidRequest)
 	t.Run("NewSeat", s.newSeat)
@@ -75,10 +84,25 @@ func Run(t *testing.T, newStore func(t *testing.T, clock *Clock) Store) {
 	t.Run("Concurrency", s.concurrency)
 }
 
+// Option changes how the suite runs.
+type Option func(*suite)
+
+// WithConcurrency sizes the Concurrency subtest: goroutines, requests per goroutine over all
+// phases, and phases. A store behind a network round trip (Redis) needs fewer requests to
+// finish in reasonable time; its scale test lives beside it.
+func WithConcurrency(goroutines, requests, phases int) Option {
+	return func(s *suite) {
+		if goroutines > 0 && requests >= phases && phases > 0 {
+			s.goroutines, s.requests, s.phases = goroutines, requests, phases
+		}
+	}
+}
+
 // suite carries what every subtest needs.
 type suite struct {
-	newStore func(t *testing.T, clock *Clock) Store
-	prefix   string
+	newStore                     func(t *testing.T, clock *Clock) Store
+	prefix                       string
+	goroutines, requests, phases int
 }
 
 // env is one subtest's fresh store, its clock and its pool names.

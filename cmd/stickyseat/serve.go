@@ -10,7 +10,6 @@ import (
 	"github.com/stickyseat/stickyseat/agent"
 	"github.com/stickyseat/stickyseat/assign"
 	"github.com/stickyseat/stickyseat/keyfrom"
-	"github.com/stickyseat/stickyseat/store/memory"
 )
 
 func serveCommand() *cli.Command {
@@ -22,6 +21,7 @@ func serveCommand() *cli.Command {
 		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},
 	}
 	flags = append(flags, poolFlags()...)
+	flags = append(flags, storeFlags()...)
 	flags = append(flags, logFlags()...)
 	return &cli.Command{
 		Name:   "serve",
@@ -38,6 +38,7 @@ type serveConfig struct {
 	MaxFrameSize    uint32
 	Policy          assign.Config
 	KeyRule         agent.KeyRule
+	Store           storeConfig
 }
 
 func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
@@ -68,6 +69,9 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 	if err := cfg.KeyRule.Validate(); err != nil {
 		return cfg, fmt.Errorf("--key-fallback: %w", err)
 	}
+	if cfg.Store, err = storeConfigFromFlags(c, cfg.DecisionTimeout); err != nil {
+		return cfg, err
+	}
 	return cfg, cfg.Policy.Validate()
 }
 
@@ -80,8 +84,11 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st := memory.New(memory.Options{})
-	go st.Run(c.Context)
+	st, kind, closeStore, err := openStore(c.Context, cfg.Store, log)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	assigner, err := assign.New(cfg.Policy, st)
 	if err != nil {
 		return err
@@ -101,7 +108,7 @@ func serve(c *cli.Context) error {
 	for i, s := range p.Servers {
 		servers[i] = fmt.Sprintf("%s=%d", s.Name, s.Quota)
 	}
-	log.Info().Str("listen", ln.Addr().String()).Str("store", "memory").Str("pool", p.Name).
+	log.Info().Str("listen", ln.Addr().String()).Str("store", kind).Str("pool", p.Name).
 		Strs("servers", servers).Dur("idle_timeout", p.IdleTimeout).Str("version", version).
 		Str("key_from_body", c.String("key-from-body")).Str("key_fallback", cfg.KeyRule.Fallback).
 		Msg("stickyseat agent started")

@@ -32,30 +32,46 @@ type StackOptions struct {
 	SendSrc bool
 	// Global holds extra lines for haproxy's global section (e.g. "tune.bufsize 32768").
 	Global []string
+	// Backends, when set, are shared with other stacks (several HAProxy nodes in front of
+	// the same servers) instead of started; Servers is then ignored and Close leaves them.
+	Backends []*Backend
+	// Redis, when set, is the agent's --redis URL.
+	Redis string
 }
 
 // Stack is a running node: backends, agent, haproxy.
 type Stack struct {
-	Mode      string
-	Frontend  string
-	AgentAddr string
-	Backends  []*Backend
-	Agent     *Process
-	HAProxy   *Process
+	Mode        string
+	Frontend    string
+	AgentAddr   string
+	Backends    []*Backend
+	Agent       *Process
+	HAProxy     *Process
+	ownBackends bool
 }
 
 // StartStack starts backends, the agent and haproxy on loopback.
 func StartStack(o StackOptions) (*Stack, error) {
-	s := &Stack{Mode: o.Mode}
+	s := &Stack{Mode: o.Mode, Backends: o.Backends}
 	var err error
-	if s.Backends, err = StartBackends(o.Servers...); err != nil {
-		return nil, err
+	if s.Backends == nil {
+		if s.Backends, err = StartBackends(o.Servers...); err != nil {
+			return nil, err
+		}
+		s.ownBackends = true
+	}
+	var names []string
+	for _, b := range s.Backends {
+		names = append(names, b.Name)
 	}
 	args := append([]string{
-		"--servers", strings.Join(o.Servers, ","),
+		"--servers", strings.Join(names, ","),
 		"--max-users", fmt.Sprint(o.MaxUsers),
 		"--idle-timeout", o.Idle.String(),
 	}, o.AgentArgs...)
+	if o.Redis != "" {
+		args = append(args, "--redis", o.Redis)
+	}
 	if s.Agent, s.AgentAddr, err = StartAgent(o.AgentBin, args...); err != nil {
 		s.Close()
 		return nil, err
@@ -117,7 +133,9 @@ func StartStack(o StackOptions) (*Stack, error) {
 func (s *Stack) Close() {
 	s.HAProxy.Stop()
 	s.Agent.Stop()
-	StopBackends(s.Backends)
+	if s.ownBackends {
+		StopBackends(s.Backends)
+	}
 }
 
 // Logs returns the agent's and haproxy's output, for a failing test.

@@ -60,10 +60,10 @@ func New(opts Options) *Store {
 // store.ErrInvalidRequest for an invalid request, and the context's error when ctx is done.
 func (s *Store) Assign(ctx context.Context, req store.Request) (store.Result, error) {
 	if err := req.Validate(); err != nil {
-		return store.Result{}, fmt.Errorf("assign %q in pool %q: %w", req.Key, req.Pool, err)
+		return store.Result{}, fmt.Errorf("memory assign in pool %q: %w", req.Pool, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return store.Result{}, fmt.Errorf("assign %q in pool %q: %w", req.Key, req.Pool, err)
+		return store.Result{}, fmt.Errorf("memory assign in pool %q: %w", req.Pool, err)
 	}
 	p := s.pool(req.Pool)
 	p.mu.Lock()

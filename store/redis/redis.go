@@ -193,7 +193,7 @@ func (s *Store) Close() error {
 // seat is still live gets it back with a nil error.
 func (s *Store) Assign(ctx context.Context, req store.Request) (store.Result, error) {
 	if err := req.Validate(); err != nil {
-		return store.Result{}, fmt.Errorf("redis assign %q in pool %q: %w", req.Key, req.Pool, err)
+		return store.Result{}, fmt.Errorf("redis assign in pool %q: %w", req.Pool, err)
 	}
 	start := s.now()
 	ck := req.Pool + "\x00" + req.Key
@@ -213,7 +213,7 @@ func (s *Store) Assign(ctx context.Context, req store.Request) (store.Result, er
 	cancel()
 	if err != nil {
 		s.errors.Add(1)
-		err = fmt.Errorf("redis assign %q in pool %q: %w", req.Key, req.Pool, err)
+		err = fmt.Errorf("redis assign in pool %q: %w", req.Pool, err)
 		s.logError(err)
 		if haveCached && s.now().Before(cached.refreshed.Add(min(cached.idle, req.Idle))) {
 			return store.Result{Outcome: store.OutcomeHit, Server: cached.server}, nil

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+
+	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/store/memory"
+	"github.com/stickyseat/stickyseat/store/redis"
+)
+
+func storeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "redis", Usage: "share seats through Redis: redis://[user:pass@]host:port/db, rediss://… (TLS), redis-sentinel://host1:port,host2:port/db?master=NAME, redis-cluster://host1:port,host2:port (default: the embedded memory store)", EnvVars: []string{"STICKYSEAT_REDIS"}},
+		&cli.StringFlag{Name: "redis-timeout", Value: "250ms", Usage: "deadline of the Redis work of one decision; keep it below --decision-timeout", EnvVars: []string{"STICKYSEAT_REDIS_TIMEOUT"}},
+		&cli.StringFlag{Name: "refresh-interval", Value: "1s", Usage: "answer a user refreshed in Redis less than this long ago from memory (0 disables)", EnvVars: []string{"STICKYSEAT_REFRESH_INTERVAL"}},
+		&cli.StringFlag{Name: "key-prefix", Value: redis.DefaultKeyPrefix, Usage: "prefix of every Redis key, so deployments can share one Redis", EnvVars: []string{"STICKYSEAT_KEY_PREFIX"}},
+	}
+}
+
+// storeConfig is the seat store the flags describe.
+type storeConfig struct {
+	RedisURL string // empty: memory
+	Redis    redis.Options
+}
+
+func storeConfigFromFlags(c *cli.Context, decisionTimeout time.Duration) (storeConfig, error) {
+	cfg := storeConfig{RedisURL: c.String("redis")}
+	if cfg.RedisURL == "" {
+		return cfg, nil
+	}
+	if _, err := redis.ParseURL(cfg.RedisURL); err != nil {
+		return cfg, fmt.Errorf("--redis: %w", err)
+	}
+	timeout, err := parseDuration(c.String("redis-timeout"))
+	if err != nil {
+		return cfg, fmt.Errorf("--redis-timeout: %w", err)
+	}
+	if timeout >= decisionTimeout {
+		return cfg, fmt.Errorf("--redis-timeout: %s must be shorter than --decision-timeout %s", timeout, decisionTimeout)
+	}
+	refresh, err := time.ParseDuration(c.String("refresh-interval"))
+	if err != nil || refresh < 0 {
+		return cfg, fmt.Errorf("--refresh-interval: %q is not a duration of 0 or more (e.g. 1s, 0 to disable)", c.String("refresh-interval"))
+	}
+	if refresh == 0 {
+		refresh = -1 // the store's "disabled"
+	}
+	prefix := c.String("key-prefix")
+	if prefix == "" || strings.ContainsAny(prefix, "{}") {
+		return cfg, fmt.Errorf("--key-prefix: %q must be non-empty and hold no '{' or '}' (Redis Cluster hash tags)", prefix)
+	}
+	cfg.Redis = redis.Options{KeyPrefix: prefix, Timeout: timeout, RefreshInterval: refresh}
+	return cfg, nil
+}
+
+// openStore builds the configured store and returns it with what stops it.
+func openStore(ctx context.Context, cfg storeConfig, log zerolog.Logger) (assign.Store, string, func(), error) {
+	if cfg.RedisURL == "" {
+		st := memory.New(memory.Options{})
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { st.Run(ctx); close(done) }()
+		return st, "memory", func() { cancel(); <-done }, nil
+	}
+	uo, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("--redis: %w", err)
+	}
+	// go-redis logs every failed dial through a package-level logger; route it to Debug so
+	// an outage is reported once per interval by the store, not once per connection attempt.
+	goredis.SetLogger(redisLogger{log: log.With().Str("component", "go-redis").Logger()})
+	client := goredis.NewUniversalClient(uo)
+	opts := cfg.Redis
+	opts.Logger = log
+	st := redis.New(client, opts)
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		// Start anyway: HAProxy may be up before Redis; until Redis answers, new users get
+		// status=error (fail-closed) and the client keeps reconnecting.
+		log.Warn().Err(err).Strs("redis", uo.Addrs).Msg("redis not reachable at start; answering status=error until it is")
+	}
+	return st, "redis", func() { client.Close() }, nil
+}
+
+type redisLogger struct{ log zerolog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug().Msgf(format, v...)
+}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -44,6 +45,24 @@ var examples = map[string]Config{
 		AgentAddr:    "127.0.0.1:12345",
 		SPOEPath:     exampleSPOEFile,
 		SendBody:     true,
+		Pools:        []Pool{{Name: "default", Servers: exampleServers()}},
+	},
+	// Two HAProxy nodes in front of the same servers, each with its own agent; the agents
+	// share seats through one Redis (`stickyseat serve --redis redis://127.0.0.1:6379 ...`).
+	"multi-node/node-a": {
+		Mode:         ModeTCP,
+		FrontendBind: "127.0.0.1:8080",
+		AgentAddr:    "127.0.0.1:12345",
+		SPOEPath:     exampleSPOEFile,
+		Key:          "src",
+		Pools:        []Pool{{Name: "default", Servers: exampleServers()}},
+	},
+	"multi-node/node-b": {
+		Mode:         ModeTCP,
+		FrontendBind: "127.0.0.1:8081",
+		AgentAddr:    "127.0.0.1:12346",
+		SPOEPath:     exampleSPOEFile,
+		Key:          "src",
 		Pools:        []Pool{{Name: "default", Servers: exampleServers()}},
 	},
 }
@@ -102,6 +121,11 @@ func TestHAProxyAcceptsExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nested, err := filepath.Glob(filepath.Join("..", "examples", "*", "*", "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgs = append(cfgs, nested...)
 	for dir := range examples {
 		if _, err := os.Stat(filepath.Join("..", "examples", dir, "haproxy.cfg")); err != nil {
 			t.Errorf("example %s: %v", dir, err)
@@ -109,7 +133,7 @@ func TestHAProxyAcceptsExamples(t *testing.T) {
 	}
 	for _, cfg := range cfgs {
 		dir := filepath.Dir(cfg)
-		t.Run(filepath.Base(dir), func(t *testing.T) {
+		t.Run(strings.TrimPrefix(dir, filepath.Join("..", "examples")+string(filepath.Separator)), func(t *testing.T) {
 			for _, bin := range bins {
 				t.Run(binName(bin), func(t *testing.T) { checkConfig(t, bin, dir, "haproxy.cfg") })
 			}

@@ -1,6 +1,7 @@
-// Command httpbench puts the same HTTP load (wrk, many distinct x-user values) through one
-// HAProxy configured two ways — stickyseat in the path, and HAProxy's native
-// `stick on req.hdr(x-user)` table — and prints requests/s and latency of both from one run.
+// Command httpbench puts the same HTTP load (wrk, many distinct x-user values) through HAProxy
+// configured three ways — HAProxy's native `stick on req.hdr(x-user)` table, stickyseat with
+// the memory store, stickyseat with Redis — and prints requests/s and latency of each from one
+// run. Each setup has its own haproxy process in front of the same three backends.
 package main
 
 import (
@@ -20,7 +21,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/stickyseat/stickyseat/haproxy"
 	"github.com/stickyseat/stickyseat/internal/testbed"
 )
 
@@ -41,6 +41,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	conns := fs.Int("connections", 32, "wrk connections")
 	threads := fs.Int("threads", 1, "wrk threads")
 	script := fs.String("script", "bench/users.lua", "wrk Lua script")
+	withRedis := fs.Bool("redis", true, "also run stickyseat with a Redis store (needs redis-server)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,59 +65,68 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer testbed.StopBackends(backends)
 	quota := *users/len(names) + 1 // everyone gets a seat: this measures the cost, not refusals
-	agent, agentAddr, err := testbed.StartAgent(*agentBin, "--servers", strings.Join(names, ","),
-		"--max-users", fmt.Sprint(quota), "--idle-timeout", "1h")
-	if err != nil {
-		return err
-	}
-	defer agent.Stop()
 
-	seatAddr, err := testbed.FreePort()
-	if err != nil {
-		return err
-	}
+	type row struct{ name, addr string }
+	var rows []row
+
+	// (a) HAProxy's native stickiness: the floor of what stickiness costs in HAProxy itself.
 	nativeAddr, err := testbed.FreePort()
 	if err != nil {
 		return err
 	}
-	pool := haproxy.Pool{Name: "default"}
-	for _, b := range backends {
-		pool.Servers = append(pool.Servers, haproxy.Server{Name: b.Name, Addr: b.Addr})
-	}
-	spoePath := filepath.Join(dir, "stickyseat.spoe.conf")
-	hc := haproxy.Config{Mode: "http", FrontendBind: seatAddr, AgentAddr: agentAddr, SPOEPath: spoePath,
-		Pools: []haproxy.Pool{pool}, NoHealthChecks: true}
-	cfg, err := haproxy.RenderStandalone(hc, haproxy.Globals{})
-	if err != nil {
-		return err
-	}
-	_, spoe, err := haproxy.Render(hc)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(spoePath, spoe, 0o644); err != nil {
-		return err
-	}
 	var native strings.Builder
-	fmt.Fprintf(&native, "\nfrontend native_in\n    mode http\n    bind %s\n    default_backend native\n", nativeAddr)
-	fmt.Fprintf(&native, "\nbackend native\n    mode http\n    balance leastconn\n    stick-table type string len 64 size 1m expire 1h\n    stick on req.hdr(x-user)\n")
+	fmt.Fprintf(&native, "global\n    maxconn 4096\n\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 1m\n    timeout server 1m\n")
+	fmt.Fprintf(&native, "\nfrontend native_in\n    bind %s\n    default_backend native\n", nativeAddr)
+	fmt.Fprintf(&native, "\nbackend native\n    balance leastconn\n    stick-table type string len 64 size 1m expire 1h\n    stick on req.hdr(x-user)\n")
 	for _, b := range backends {
 		fmt.Fprintf(&native, "    server %s %s\n", b.Name, b.Addr)
 	}
-	cfg = append(cfg, native.String()...)
-	hp, err := testbed.StartHAProxy(bins[0], dir, cfg, seatAddr)
+	ndir := filepath.Join(dir, "native")
+	if err := os.MkdirAll(ndir, 0o755); err != nil {
+		return err
+	}
+	hp, err := testbed.StartHAProxy(bins[0], ndir, []byte(native.String()), nativeAddr)
 	if err != nil {
 		return err
 	}
 	defer hp.Stop()
+	rows = append(rows, row{"native stick on req.hdr(x-user) + leastconn", nativeAddr})
+
+	// (b) stickyseat with the memory store, (c) with Redis when redis-server is installed.
+	stores := []struct{ name, redis string }{{"stickyseat, memory store", ""}}
+	if *withRedis {
+		bin, err := testbed.RedisBin()
+		if err != nil {
+			return err
+		}
+		rdir := filepath.Join(dir, "redis")
+		if err := os.MkdirAll(rdir, 0o755); err != nil {
+			return err
+		}
+		r, err := testbed.StartRedis(bin, rdir)
+		if err != nil {
+			return err
+		}
+		defer r.Stop()
+		stores = append(stores, struct{ name, redis string }{"stickyseat, redis store", r.URL()})
+	}
+	for i, st := range stores {
+		sdir := filepath.Join(dir, fmt.Sprintf("seat%d", i))
+		if err := os.MkdirAll(sdir, 0o755); err != nil {
+			return err
+		}
+		stack, err := testbed.StartStack(testbed.StackOptions{AgentBin: *agentBin, HAProxyBin: bins[0], Dir: sdir,
+			Mode: "http", Backends: backends, MaxUsers: quota, Idle: time.Hour, Redis: st.redis})
+		if err != nil {
+			return err
+		}
+		defer stack.Close()
+		rows = append(rows, row{st.name, stack.Frontend})
+	}
 
 	version, _ := exec.Command(bins[0], "-v").Output()
 	fmt.Fprintf(out, "httpbench: wrk -t%d -c%d -d%s, %d distinct x-user values, %d CPUs, %s\n",
 		*threads, *conns, *duration, *users, runtime.NumCPU(), firstLine(string(version)))
-	rows := []struct{ name, addr string }{
-		{"native stick on req.hdr(x-user) + leastconn", nativeAddr},
-		{"stickyseat (memory store)", seatAddr},
-	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "setup\trequests/s\tp50\tp99\tnon-2xx\t")
 	var rates []float64
@@ -129,7 +139,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%.0f\t%s\t%s\t%d\t\n", r.name, res.rate, res.p50, res.p99, res.non2xx)
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "stickyseat / native = %.2f\n", rates[1]/rates[0])
+	for i := 1; i < len(rows); i++ {
+		fmt.Fprintf(out, "%s / native = %.2f\n", rows[i].name, rates[i]/rates[0])
+	}
 	return nil
 }
 

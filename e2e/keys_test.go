@@ -78,6 +78,12 @@ func TestKeys(t *testing.T) {
 			{"b", "127.0.0.11", post(`{"customer":{"id":"c-2"}}`, "Content-Type", "application/json"), "other:a"},
 			{"no id", "127.0.0.13", post(`{"customer":{}}`, "Content-Type", "application/json"), "refused:400"},
 		}},
+		{"form field in the body", "req.body_param(user)", nil, false, []keyCase{
+			{"a", "127.0.0.11", post("user=f1&item=tea", "Content-Type", "application/x-www-form-urlencoded"), "seated"},
+			{"a again", "127.0.0.12", post("item=milk&user=f1", "Content-Type", "application/x-www-form-urlencoded"), "same:a"},
+			{"b", "127.0.0.11", post("user=f2", "Content-Type", "application/x-www-form-urlencoded"), "other:a"},
+			{"no field", "127.0.0.13", post("item=tea", "Content-Type", "application/x-www-form-urlencoded"), "refused:400"},
+		}},
 		{"soap body", "body", []string{"--key-from-body", "xml:CustomerId"}, false, []keyCase{
 			{"42", "127.0.0.11", post(soapOrder("42")), "seated"},
 			{"42 from another address", "127.0.0.12", post(soapOrder("42")), "same:42"},

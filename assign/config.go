@@ -55,6 +55,41 @@ type Server struct {
 	State State
 }
 
+// DownPolicy says what happens to the users of a server HAProxy reports down.
+type DownPolicy uint8
+
+// Down policies.
+const (
+	// DownMove moves a down server's users to another server on their next request once the
+	// server has been down for the pool's DownGrace.
+	DownMove DownPolicy = iota
+	// DownKeep keeps their seats: they wait (HAProxy refuses them) until the server is back
+	// or the seat expires.
+	DownKeep
+)
+
+// String returns the policy's config name.
+func (p DownPolicy) String() string {
+	if p == DownKeep {
+		return "keep"
+	}
+	return "move"
+}
+
+// ParseDownPolicy reads a policy's config name ("" is move).
+func ParseDownPolicy(s string) (DownPolicy, error) {
+	switch s {
+	case "move", "":
+		return DownMove, nil
+	case "keep":
+		return DownKeep, nil
+	}
+	return 0, fmt.Errorf("unknown down policy %q (want move or keep)", s)
+}
+
+// DefaultDownGrace is how long a server may be down before its users are moved.
+const DefaultDownGrace = 10 * time.Second
+
 // Pool is one HAProxy backend whose servers share users under quotas.
 type Pool struct {
 	Name string
@@ -62,6 +97,11 @@ type Pool struct {
 	Servers []Server
 	// IdleTimeout is how long a seat lives after the user's last request.
 	IdleTimeout time.Duration
+	// DownGrace is how long a server HAProxy reports down keeps its users (it takes no new
+	// ones) before DownPolicy applies, so a blip loses no one. Zero means DefaultDownGrace.
+	DownGrace time.Duration
+	// DownPolicy applies once the grace has passed.
+	DownPolicy DownPolicy
 }
 
 // Config is the whole policy the agent applies.
@@ -97,6 +137,12 @@ func (p Pool) Validate() error {
 	}
 	if p.IdleTimeout <= 0 {
 		return fmt.Errorf("pool %q: idle timeout must be positive, got %s", p.Name, p.IdleTimeout)
+	}
+	if p.DownGrace < 0 {
+		return fmt.Errorf("pool %q: down grace must not be negative, got %s", p.Name, p.DownGrace)
+	}
+	if p.DownPolicy > DownKeep {
+		return fmt.Errorf("pool %q: unknown down policy %d", p.Name, p.DownPolicy)
 	}
 	names := make(map[string]bool, len(p.Servers))
 	for _, s := range p.Servers {

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -257,5 +258,31 @@ func TestShutdownFinishesInFlightMessages(t *testing.T) {
 	}
 	if r.vars[VarServer] != "s-slow" {
 		t.Errorf("in-flight answer = %v; want server s-slow", r.vars)
+	}
+}
+
+func TestHealthArguments(t *testing.T) {
+	d := &fakeDecider{}
+	_, addr, _ := startAgent(t, d, Options{})
+	c := dial(t, addr)
+	_, err := c.Notify(1, 1, msg(arg("key", spop.Str("u")), arg("up:web:s1", spop.Bool(true)),
+		arg("up:web:s2", spop.Bool(false)), arg("up:api:a1", spop.Bool(false)), arg("up:web:s3", spop.Str("nonsense"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Notify(2, 1, msg(arg("key", spop.Str("v"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := d.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("decider asked %d times; want 2", len(reqs))
+	}
+	want := []assign.ServerRef{{Pool: "web", Server: "s2"}, {Pool: "api", Server: "a1"}}
+	if got := reqs[0]; !got.Health || fmt.Sprint(got.Down) != fmt.Sprint(want) {
+		t.Errorf("with up: arguments, request = %+v; want Health and Down %v", got, want)
+	}
+	if got := reqs[1]; got.Health || len(got.Down) != 0 {
+		t.Errorf("without up: arguments, request = %+v; want no health report", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/negasus/haproxy-spoe-go/action"
 	"github.com/negasus/haproxy-spoe-go/message"
@@ -21,6 +22,9 @@ const (
 	ArgBody = "body"
 	// ArgSrc carries the client address for the src key fallback.
 	ArgSrc = "src"
+	// ArgUpPrefix starts the health arguments, one per server:
+	// up:<pool>:<server>=srv_is_up(<backend>/<server>).
+	ArgUpPrefix = "up:"
 )
 
 // errArgType marks an argument whose typed value cannot be a key or pool name.
@@ -62,6 +66,14 @@ func (a *Agent) decide(m *message.Message) assign.Decision {
 			in.pool, err = argText(item.Value)
 		case ArgSrc:
 			in.src, err = argText(item.Value)
+		default:
+			if strings.HasPrefix(item.Name, ArgUpPrefix) {
+				in.health = true
+				if up, ok := item.Value.(bool); ok && !up {
+					pool, server, _ := strings.Cut(item.Name[len(ArgUpPrefix):], ":")
+					in.down = append(in.down, assign.ServerRef{Pool: pool, Server: server})
+				}
+			}
 		case ArgBody:
 			// Extractors keep nothing of the body, so the library's buffer is read in place.
 			switch v := item.Value.(type) {
@@ -85,7 +97,7 @@ func (a *Agent) decide(m *message.Message) assign.Decision {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.opts.DecisionTimeout)
 	defer cancel()
-	return a.decider.Decide(ctx, assign.Request{Pool: in.pool, Key: key})
+	return a.decider.Decide(ctx, assign.Request{Pool: in.pool, Key: key, Health: in.health, Down: in.down})
 }
 
 // keyRule returns the pool's key rule, or the default one (KeyRules[""]).

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/stickyseat/stickyseat/assign"
 	"github.com/stickyseat/stickyseat/keyfrom"
 )
 
@@ -41,6 +42,8 @@ type args struct {
 	key, pool, src string
 	body           []byte
 	hasBody        bool
+	health         bool               // up: arguments were sent
+	down           []assign.ServerRef // servers they report down
 }
 
 // userKey applies rule to the arguments: the key argument, else the body, else the

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/stickyseat/stickyseat/store"
 )
@@ -30,6 +31,16 @@ type Request struct {
 	Pool string
 	// Key identifies the user; empty is invalid.
 	Key string
+	// Health is true when the request carries HAProxy's view of its servers: then every
+	// server not in Down is up in HAProxy's eyes.
+	Health bool
+	// Down lists the servers HAProxy reports DOWN or in maintenance.
+	Down []ServerRef
+}
+
+// ServerRef names one server of one pool.
+type ServerRef struct {
+	Pool, Server string
 }
 
 // Decision is what the agent answers HAProxy.
@@ -50,11 +61,18 @@ var (
 	ErrNoPool      = errors.New("no pool named and several configured")
 )
 
+// Options tune an Assigner; the zero value means the defaults.
+type Options struct {
+	// Clock tells the time for down-grace periods; nil means time.Now.
+	Clock func() time.Time
+}
+
 // Assigner applies the policy of the current configuration through a store. It is safe
 // for concurrent use; Reload swaps the configuration atomically.
 type Assigner struct {
-	store Store
-	cfg   atomic.Pointer[compiled]
+	store  Store
+	cfg    atomic.Pointer[compiled]
+	health health
 }
 
 // compiled is a Config turned into what each decision needs, built once per (re)load so the
@@ -67,15 +85,21 @@ type compiled struct {
 type compiledPool struct {
 	name    string
 	req     store.Request // Pool, Servers and Idle filled; Key per call
-	servers int
+	servers []Server      // as configured, for the health view
+	grace   time.Duration
+	policy  DownPolicy
 }
 
 // New returns an Assigner for a validated configuration.
-func New(cfg Config, st Store) (*Assigner, error) {
+func New(cfg Config, st Store, opts Options) (*Assigner, error) {
 	if st == nil {
 		return nil, errors.New("assign: nil store")
 	}
 	a := &Assigner{store: st}
+	a.health.now = opts.Clock
+	if a.health.now == nil {
+		a.health.now = time.Now
+	}
 	if err := a.Reload(cfg); err != nil {
 		return nil, err
 	}
@@ -90,7 +114,7 @@ func (a *Assigner) Reload(cfg Config) error {
 	}
 	c := &compiled{pools: make(map[string]*compiledPool, len(cfg.Pools))}
 	for _, p := range cfg.Pools {
-		cp := &compiledPool{name: p.Name, servers: len(p.Servers)}
+		cp := &compiledPool{name: p.Name, servers: p.Servers, grace: p.DownGrace, policy: p.DownPolicy}
 		cp.req = store.Request{Pool: p.Name, Idle: p.IdleTimeout}
 		for _, s := range p.Servers {
 			switch s.State {
@@ -106,6 +130,7 @@ func (a *Assigner) Reload(cfg Config) error {
 		c.only = c.pools[cfg.Pools[0].Name]
 	}
 	a.cfg.Store(c)
+	a.health.forgetMissing(c)
 	return nil
 }
 
@@ -125,11 +150,14 @@ func (a *Assigner) Decide(ctx context.Context, req Request) Decision {
 	if req.Key == "" {
 		return Decision{Status: StatusInvalid, Err: ErrNoKey}
 	}
-	if len(p.req.Servers) == 0 {
+	sr := p.req // copy: Servers is shared read-only
+	if req.Health || a.health.tracking() {
+		sr.Servers = a.health.servers(p, req)
+	}
+	if len(sr.Servers) == 0 {
 		// Every server is down: nobody can be seated or kept.
 		return Decision{Status: StatusFull}
 	}
-	sr := p.req // copy: Servers is shared read-only
 	sr.Key = NormalizeKey(req.Key)
 	res, err := a.store.Assign(ctx, sr)
 	if err != nil {

@@ -115,7 +115,7 @@ func TestPolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-			a, err := assign.New(assign.Config{Pools: []assign.Pool{tt.pool}}, memory.New(memory.Options{Clock: clock.Now}))
+			a, err := assign.New(assign.Config{Pools: []assign.Pool{tt.pool}}, memory.New(memory.Options{Clock: clock.Now}), assign.Options{Clock: clock.Now})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -152,7 +152,7 @@ func TestInvalidRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := assign.New(tt.cfg, memory.New(memory.Options{}))
+			a, err := assign.New(tt.cfg, memory.New(memory.Options{}), assign.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +162,7 @@ func TestInvalidRequests(t *testing.T) {
 			}
 		})
 	}
-	a, err := assign.New(two, memory.New(memory.Options{}))
+	a, err := assign.New(two, memory.New(memory.Options{}), assign.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func (failingStore) Assign(context.Context, store.Request) (store.Result, error)
 }
 
 func TestStoreErrorIsStatusError(t *testing.T) {
-	a, err := assign.New(assign.Config{Pools: []assign.Pool{pool(up("s1", 1))}}, failingStore{})
+	a, err := assign.New(assign.Config{Pools: []assign.Pool{pool(up("s1", 1))}}, failingStore{}, assign.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,5 +224,83 @@ func TestNormalizeKey(t *testing.T) {
 	}
 	if assign.NormalizeKey(short+"c") == got {
 		t.Errorf("two different long keys hash to the same key")
+	}
+}
+
+func TestHealth(t *testing.T) {
+	down := func(servers ...string) assign.Request {
+		r := assign.Request{Health: true}
+		for _, s := range servers {
+			r.Down = append(r.Down, assign.ServerRef{Pool: "web", Server: s})
+		}
+		return r
+	}
+	type hstep struct {
+		advance    time.Duration
+		key        string
+		report     assign.Request // Health/Down; Key set from key
+		wantStatus assign.Status
+		wantServer string
+	}
+	tests := []struct {
+		name   string
+		policy assign.DownPolicy
+		grace  time.Duration
+		steps  []hstep
+	}{
+		{"down server: no new seats at once, users kept for the grace, then moved", assign.DownMove, 10 * time.Second, []hstep{
+			{key: "u1", report: down(), wantStatus: assign.StatusNew, wantServer: "s1"},
+			{key: "u2", report: down("s1"), wantStatus: assign.StatusNew, wantServer: "s2"},
+			{key: "u3", report: down("s1"), wantStatus: assign.StatusNew, wantServer: "s2"},
+			{advance: 10*time.Second - time.Nanosecond, key: "u1", report: down("s1"), wantStatus: assign.StatusHit, wantServer: "s1"},
+			{advance: time.Nanosecond, key: "u1", report: down("s1"), wantStatus: assign.StatusMoved, wantServer: "s2"},
+			{key: "u1", report: down(), wantStatus: assign.StatusHit, wantServer: "s2"},
+		}},
+		{"a blip shorter than the grace loses no one", assign.DownMove, 10 * time.Second, []hstep{
+			{key: "u1", report: down(), wantStatus: assign.StatusNew, wantServer: "s1"},
+			{advance: time.Second, key: "x", report: down("s1"), wantStatus: assign.StatusNew, wantServer: "s2"},
+			{advance: 5 * time.Second, key: "u1", report: down(), wantStatus: assign.StatusHit, wantServer: "s1"},
+			{advance: 8 * time.Second, key: "u1", report: down("s1"), wantStatus: assign.StatusHit, wantServer: "s1"},
+		}},
+		{"after the grace, no room elsewhere: full", assign.DownMove, time.Second, []hstep{
+			{key: "u1", report: down(), wantStatus: assign.StatusNew, wantServer: "s1"},
+			{key: "u2", report: down("s1"), wantStatus: assign.StatusNew, wantServer: "s2"},
+			{advance: time.Second, key: "u1", report: assign.Request{Health: true, Down: []assign.ServerRef{{Pool: "web", Server: "s1"}}}, wantStatus: assign.StatusFull},
+		}},
+		{"keep policy: users wait for their server", assign.DownKeep, time.Second, []hstep{
+			{key: "u1", report: down(), wantStatus: assign.StatusNew, wantServer: "s1"},
+			{advance: time.Hour / 2, key: "u1", report: down("s1"), wantStatus: assign.StatusHit, wantServer: "s1"},
+			{key: "u2", report: down("s1"), wantStatus: assign.StatusNew, wantServer: "s2"},
+			{key: "u3", report: down("s1"), wantStatus: assign.StatusFull},
+			{key: "u1", report: down(), wantStatus: assign.StatusHit, wantServer: "s1"},
+			{key: "u3", report: down(), wantStatus: assign.StatusFull}, // s1 1/1, s2 1/1
+		}},
+		{"no report keeps the remembered state", assign.DownMove, time.Second, []hstep{
+			{key: "u1", report: down("s1"), wantStatus: assign.StatusNew, wantServer: "s2"},
+			{key: "u2", report: assign.Request{}, wantStatus: assign.StatusFull},
+			{key: "u2", report: down(), wantStatus: assign.StatusNew, wantServer: "s1"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			p := assign.Pool{Name: "web", Servers: []assign.Server{up("s1", 1), up("s2", 1)}, IdleTimeout: idle, DownGrace: tt.grace, DownPolicy: tt.policy}
+			if tt.name == "down server: no new seats at once, users kept for the grace, then moved" {
+				p.Servers = []assign.Server{up("s1", 1), up("s2", 3)}
+			}
+			a, err := assign.New(assign.Config{Pools: []assign.Pool{p}}, memory.New(memory.Options{Clock: clock.Now}), assign.Options{Clock: clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range tt.steps {
+				clock.Advance(s.advance)
+				req := s.report
+				req.Key = s.key
+				d := a.Decide(context.Background(), req)
+				if d.Status != s.wantStatus || d.Server != s.wantServer {
+					t.Errorf("step %d: Decide(%q, down %v) = %s %q; want %s %q (err %v)", i, s.key, req.Down, d.Status, d.Server, s.wantStatus, s.wantServer, d.Err)
+				}
+			}
+		})
 	}
 }

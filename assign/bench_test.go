@@ -18,7 +18,7 @@ func benchAssigner(b *testing.B, live int) *assign.Assigner {
 	for i := 0; i < 10; i++ {
 		servers = append(servers, up(fmt.Sprintf("s%d", i), live/10+1_000_000))
 	}
-	a, err := assign.New(assign.Config{Pools: []assign.Pool{{Name: "web", Servers: servers, IdleTimeout: time.Hour}}}, memory.New(memory.Options{}))
+	a, err := assign.New(assign.Config{Pools: []assign.Pool{{Name: "web", Servers: servers, IdleTimeout: time.Hour}}}, memory.New(memory.Options{}), assign.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

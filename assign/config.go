@@ -98,7 +98,8 @@ type Pool struct {
 	// IdleTimeout is how long a seat lives after the user's last request.
 	IdleTimeout time.Duration
 	// DownGrace is how long a server HAProxy reports down keeps its users (it takes no new
-	// ones) before DownPolicy applies, so a blip loses no one. Zero means DefaultDownGrace.
+	// ones) before DownPolicy applies, so a blip loses no one. Zero applies the policy at
+	// once; configuration layers default to DefaultDownGrace.
 	DownGrace time.Duration
 	// DownPolicy applies once the grace has passed.
 	DownPolicy DownPolicy

@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,7 +140,18 @@ func TestRenderContract(t *testing.T) {
 					t.Errorf("Render() cfg lacks %q; got:\n%s", w, cfg)
 				}
 			}
-			for _, w := range append(spoeContract, "    args "+tc.args+"\n") {
+			wantArgs := "    args " + tc.args + "\n"
+			if !c.NoHealthChecks {
+				// With checks, one health argument per server follows the contract's arguments.
+				var up strings.Builder
+				for _, p := range c.withDefaults().Pools {
+					for _, srv := range p.Servers {
+						fmt.Fprintf(&up, " up:%s:%s=srv_is_up(%s/%s)", p.Name, srv.Name, p.Backend, srv.Name)
+					}
+				}
+				wantArgs = "    args " + tc.args + up.String() + "\n"
+			}
+			for _, w := range append(spoeContract, wantArgs) {
 				if !strings.Contains(string(spoe), w) {
 					t.Errorf("Render() spoe lacks %q; got:\n%s", w, spoe)
 				}

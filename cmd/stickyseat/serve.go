@@ -89,7 +89,7 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer closeStore()
-	assigner, err := assign.New(cfg.Policy, st)
+	assigner, err := assign.New(cfg.Policy, st, assign.Options{})
 	if err != nil {
 		return err
 	}

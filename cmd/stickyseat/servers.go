@@ -18,6 +18,8 @@ func poolFlags() []cli.Flag {
 		&cli.StringFlag{Name: "servers", Usage: "HAProxy server names, with an optional quota each: s1,s2,s3 or s1=4,s2=2,s3=2", EnvVars: []string{"STICKYSEAT_SERVERS"}},
 		&cli.IntFlag{Name: "max-users", Value: 2, Usage: "quota (distinct users) of servers listed without one", EnvVars: []string{"STICKYSEAT_MAX_USERS"}},
 		&cli.StringFlag{Name: "idle-timeout", Value: "24h", Usage: "a seat is freed this long after its user's last request", EnvVars: []string{"STICKYSEAT_IDLE_TIMEOUT"}},
+		&cli.StringFlag{Name: "down-grace", Value: "10s", Usage: "a server HAProxy reports down keeps its users (and takes no new ones) this long before they move", EnvVars: []string{"STICKYSEAT_DOWN_GRACE"}},
+		&cli.StringFlag{Name: "down-policy", Value: "move", Usage: "after the grace, move a down server's users (move) or keep them waiting for it (keep)", EnvVars: []string{"STICKYSEAT_DOWN_POLICY"}},
 		&cli.StringFlag{Name: "pool", Value: "default", Usage: "pool name (the message's pool= argument, when sent)", EnvVars: []string{"STICKYSEAT_POOL"}},
 	}
 }
@@ -42,6 +44,14 @@ func poolFromFlags(c *cli.Context) (assign.Pool, error) {
 		return p, fmt.Errorf("--idle-timeout: %w", err)
 	}
 	p.IdleTimeout = idle
+	grace, err := time.ParseDuration(strings.TrimSpace(c.String("down-grace")))
+	if err != nil || grace < 0 {
+		return p, fmt.Errorf("--down-grace: %q is not a duration of 0 or more (e.g. 10s)", c.String("down-grace"))
+	}
+	p.DownGrace = grace
+	if p.DownPolicy, err = assign.ParseDownPolicy(c.String("down-policy")); err != nil {
+		return p, fmt.Errorf("--down-policy: %w", err)
+	}
 	return p, nil
 }
 

@@ -37,6 +37,10 @@ type StackOptions struct {
 	Backends []*Backend
 	// Redis, when set, is the agent's --redis URL.
 	Redis string
+	// HealthChecks turns on HAProxy's server checks (and so the up: arguments).
+	HealthChecks bool
+	// Defaults holds extra lines for haproxy's defaults section (e.g. "default-server inter 100ms").
+	Defaults []string
 }
 
 // Stack is a running node: backends, agent, haproxy.
@@ -94,21 +98,23 @@ func StartStack(o StackOptions) (*Stack, error) {
 		return nil, err
 	}
 	cfg := haproxy.Config{
-		Key:          sample,
-		SendBody:     body,
-		SendSrc:      o.SendSrc,
-		Mode:         o.Mode,
-		FrontendBind: s.Frontend,
-		AgentAddr:    s.AgentAddr,
-		SPOEPath:     spoePath,
-		Pools:        []haproxy.Pool{pool},
-		// The backends are up for the whole run; checks would only add traffic.
-		NoHealthChecks: true,
+		Key:            sample,
+		SendBody:       body,
+		SendSrc:        o.SendSrc,
+		Mode:           o.Mode,
+		FrontendBind:   s.Frontend,
+		AgentAddr:      s.AgentAddr,
+		SPOEPath:       spoePath,
+		Pools:          []haproxy.Pool{pool},
+		NoHealthChecks: !o.HealthChecks,
 	}
 	main, err := haproxy.RenderStandalone(cfg, haproxy.Globals{LogStdout: true})
 	if err != nil {
 		s.Close()
 		return nil, err
+	}
+	if len(o.Defaults) > 0 {
+		main = []byte(strings.Replace(string(main), "\ndefaults\n", "\ndefaults\n    "+strings.Join(o.Defaults, "\n    ")+"\n", 1))
 	}
 	if len(o.Global) > 0 {
 		main = []byte(strings.Replace(string(main), "\nglobal\n", "\nglobal\n    "+strings.Join(o.Global, "\n    ")+"\n", 1))

@@ -28,6 +28,30 @@ type Backend struct {
 	srv  *http.Server
 }
 
+func (b *Backend) serve(ln net.Listener) {
+	b.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, b.Name)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go b.srv.Serve(ln)
+}
+
+// Stop closes the backend: its port refuses connections, as a crashed server's would.
+func (b *Backend) Stop() { b.srv.Close() }
+
+// Restart listens again on the same address.
+func (b *Backend) Restart() error {
+	ln, err := net.Listen("tcp", b.Addr)
+	if err != nil {
+		return fmt.Errorf("restart backend %s: %w", b.Name, err)
+	}
+	b.serve(ln)
+	return nil
+}
+
 // StartBackends starts one backend per name on 127.0.0.1 random ports.
 func StartBackends(names ...string) ([]*Backend, error) {
 	var out []*Backend
@@ -38,14 +62,7 @@ func StartBackends(names ...string) ([]*Backend, error) {
 			return nil, fmt.Errorf("backend %s: %w", name, err)
 		}
 		b := &Backend{Name: name, Addr: ln.Addr().String()}
-		b.srv = &http.Server{
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/plain")
-				io.WriteString(w, name)
-			}),
-			ReadHeaderTimeout: 5 * time.Second,
-		}
-		go b.srv.Serve(ln)
+		b.serve(ln)
 		out = append(out, b)
 	}
 	return out, nil

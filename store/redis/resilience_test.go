@@ -56,8 +56,9 @@ func TestTimeout(t *testing.T) {
 		t.Fatalf("Assign during CLIENT PAUSE = %+v, nil error; want an error", got)
 	}
 	t.Logf("Assign during CLIENT PAUSE returned after %v: %v", elapsed, err)
-	if !strings.Contains(err.Error(), `redis assign "u1" in pool "p"`) {
-		t.Errorf("Assign error %q; want it to name the key and pool", err)
+	// The pool is named; the user key never is (errors reach logs above Debug).
+	if !strings.Contains(err.Error(), `redis assign in pool "p"`) || strings.Contains(err.Error(), "u1") {
+		t.Errorf("Assign error %q; want it to name the pool and not the user key", err)
 	}
 	// Generous margin: only shows that the call gave up on its own deadline, not on the pause.
 	if elapsed > pause/2 {

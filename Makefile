@@ -15,7 +15,7 @@ deps:
 
 demo: build
 	@scripts/deps.sh --require haproxy
-	$(GO) run ./internal/demo --agent bin/stickyseat
+	$(GO) run ./internal/demo --agent bin/stickyseat $(DEMO_ARGS)
 
 test: deps
 	$(GO) vet ./...

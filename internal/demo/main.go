@@ -34,6 +34,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	mode := fs.String("mode", "tcp", "tcp (key = source address, as in the blog) or http (key = x-user header)")
 	idle := fs.Duration("idle", 3*time.Second, "idle timeout of a seat (short, for the demo)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if *haproxyBin == "" {
@@ -81,7 +84,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			mark = "FAIL"
 			failed++
 		}
-		fmt.Fprintf(out, "  %s %s  (%s)\n", mark, c.What, c.Got)
+		if c.Got == "" {
+			fmt.Fprintf(out, "  %s %s\n", mark, c.What)
+		} else {
+			fmt.Fprintf(out, "  %s %s  (%s)\n", mark, c.What, c.Got)
+		}
 	}
 	if failed > 0 {
 		return errors.New("the demo did not behave as the blog requires; logs:\n" + s.Logs())
@@ -104,9 +111,12 @@ func printReport(out io.Writer, rep testbed.BlogReport, clients []*testbed.Clien
 	source := map[string]string{}
 	for _, c := range clients {
 		source[c.Name] = c.Source
+		if c.User != "" {
+			source[c.Name] = "x-user: " + c.User
+		}
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STEP\tCLIENT\tSOURCE\tSERVED BY")
+	fmt.Fprintln(tw, "STEP\tCLIENT\tKEY\tSERVED BY")
 	for i, st := range rep.Steps {
 		replies := st.Replies
 		if i == 3 && len(replies) > 0 {

@@ -37,6 +37,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Commands: []*cli.Command{
 			serveCommand(),
 			haproxyConfigCommand(),
+			checkConfigCommand(),
 		},
 	}
 	return app.RunContext(ctx, args)

@@ -23,7 +23,7 @@ func haproxyConfigCommand() *cli.Command {
 		&cli.StringFlag{Name: "spoe-path", Value: haproxy.DefaultSPOEPath, Usage: "path HAProxy reads the SPOE file from", EnvVars: []string{"STICKYSEAT_SPOE_PATH"}},
 		&cli.StringFlag{Name: "processing-timeout", Value: "1s", Usage: "SPOE timeout processing (keep the agent's --decision-timeout below it)", EnvVars: []string{"STICKYSEAT_PROCESSING_TIMEOUT"}},
 		&cli.BoolFlag{Name: "standalone", Usage: "emit a complete haproxy.cfg (global and defaults included)"},
-		&cli.StringFlag{Name: "out-dir", Usage: "write haproxy.cfg and the SPOE file into this directory instead of printing them"},
+		&cli.StringFlag{Name: "out-dir", Usage: "write haproxy.cfg and the SPOE file into this directory instead of printing them (the filter then names the SPOE file there, unless --spoe-path is given)"},
 	}
 	flags = append(flags, poolFlags()...)
 	return &cli.Command{
@@ -59,6 +59,10 @@ func haproxyConfigFromFlags(c *cli.Context) (haproxy.Config, error) {
 	if err != nil {
 		return haproxy.Config{}, fmt.Errorf("--processing-timeout: %w", err)
 	}
+	mode := c.String("mode")
+	if mode != haproxy.ModeTCP && mode != haproxy.ModeHTTP {
+		return haproxy.Config{}, fmt.Errorf("--mode: %q is not tcp or http", mode)
+	}
 	var sample string
 	var body bool
 	if spec := c.String("key"); spec != "" {
@@ -66,16 +70,28 @@ func haproxyConfigFromFlags(c *cli.Context) (haproxy.Config, error) {
 			return haproxy.Config{}, fmt.Errorf("--key: %w", err)
 		}
 	}
+	if body && mode != haproxy.ModeHTTP {
+		return haproxy.Config{}, fmt.Errorf("--key: body needs --mode http (HAProxy parses bodies in http mode only)")
+	}
+	spoePath := c.String("spoe-path")
+	if dir := c.String("out-dir"); dir != "" && !c.IsSet("spoe-path") {
+		// The SPOE file is written beside haproxy.cfg: point the filter at it.
+		abs, err := filepath.Abs(filepath.Join(dir, filepath.Base(spoePath)))
+		if err != nil {
+			return haproxy.Config{}, fmt.Errorf("--out-dir: %w", err)
+		}
+		spoePath = abs
+	}
 	switch c.String("key-fallback") {
 	case "", "src":
 	default:
 		return haproxy.Config{}, fmt.Errorf("--key-fallback: unknown key fallback %q (want src or nothing)", c.String("key-fallback"))
 	}
 	cfg := haproxy.Config{
-		Mode:              c.String("mode"),
+		Mode:              mode,
 		FrontendBind:      c.String("frontend-bind"),
 		AgentAddr:         c.String("agent-addr"),
-		SPOEPath:          c.String("spoe-path"),
+		SPOEPath:          spoePath,
 		Key:               sample,
 		SendBody:          body,
 		SendSrc:           c.String("key-fallback") == "src",

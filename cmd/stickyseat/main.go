@@ -40,5 +40,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			checkConfigCommand(),
 		},
 	}
+	app.OnUsageError = usageError
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = usageError
+		cmd.Before = noArgs
+	}
 	return app.RunContext(ctx, args)
 }

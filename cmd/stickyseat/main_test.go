@@ -36,6 +36,14 @@ func TestServeFlagErrors(t *testing.T) {
 		{"negative refresh", []string{"serve", "--servers", "s1", "--redis", "redis://127.0.0.1:1", "--refresh-interval", "-1s"}, `--refresh-interval: "-1s" is not a duration of 0 or more (e.g. 1s, 0 to disable)`},
 		{"key prefix with brace", []string{"serve", "--servers", "s1", "--redis", "redis://127.0.0.1:1", "--key-prefix", "a{b"}, `--key-prefix: "a{b" must be non-empty and hold no '{' or '}' (Redis Cluster hash tags)`},
 		{"bad haproxy key", []string{"haproxy-config", "--servers", "s1", "--server-addr", "s1=127.0.0.1:1", "--key", "query:x"}, `--key: key "query:x": unknown kind "query" (want header:NAME, cookie:NAME, param:NAME, body or a sample expression)`},
+		{"bad int", []string{"serve", "--servers", "s1", "--max-users", "abc"}, `--max-users: invalid value "abc" (parse error)`},
+		{"unknown flag", []string{"serve", "--bogus"}, "--bogus: unknown flag (see --help)"},
+		{"extra argument", []string{"serve", "--servers", "s1", "extra"}, `serve: unexpected argument "extra" (every setting is a flag; see --help)`},
+		{"redis flags checked without redis", []string{"serve", "--servers", "s1", "--refresh-interval", "-1s"}, `--refresh-interval: "-1s" is not a duration of 0 or more (e.g. 1s, 0 to disable)`},
+		{"bad down grace", []string{"serve", "--servers", "s1", "--down-grace", "-1s"}, `--down-grace: "-1s" is not a duration of 0 or more (e.g. 10s)`},
+		{"bad down policy", []string{"serve", "--servers", "s1", "--down-policy", "wait"}, `--down-policy: unknown down policy "wait" (want move or keep)`},
+		{"bad mode", []string{"haproxy-config", "--mode", "udp", "--servers", "s1", "--server-addr", "s1=127.0.0.1:1"}, `--mode: "udp" is not tcp or http`},
+		{"body in tcp mode", []string{"haproxy-config", "--mode", "tcp", "--key", "body", "--servers", "s1", "--server-addr", "s1=127.0.0.1:1"}, "--key: body needs --mode http (HAProxy parses bodies in http mode only)"},
 		{"missing server addr", []string{"haproxy-config", "--servers", "s1,s2", "--server-addr", "s1=127.0.0.1:1"}, `--server-addr: no address for server "s2"`},
 		{"extra server addr", []string{"haproxy-config", "--servers", "s1", "--server-addr", "s1=127.0.0.1:1,s9=127.0.0.1:2"}, `--server-addr: server "s9" is not in --servers`},
 	}
@@ -80,8 +88,7 @@ func TestHAProxyConfigPassesHAProxyCheck(t *testing.T) {
 			var out bytes.Buffer
 			args := []string{"stickyseat", "haproxy-config", "--mode", mode, "--standalone",
 				"--servers", "s1=4,s2,s3", "--server-addr", "s1=127.0.0.1:9001,s2=127.0.0.1:9002,s3=[::1]:9003",
-				"--frontend-bind", "127.0.0.1:8080", "--spoe-path", filepath.Join(dir, "stickyseat.spoe.conf"),
-				"--send-pool", "--out-dir", dir}
+				"--frontend-bind", "127.0.0.1:8080", "--send-pool", "--out-dir", dir}
 			if err := run(context.Background(), args, &out, &bytes.Buffer{}); err != nil {
 				t.Fatal(err)
 			}

@@ -32,12 +32,13 @@ type storeConfig struct {
 
 func storeConfigFromFlags(c *cli.Context, decisionTimeout time.Duration) (storeConfig, error) {
 	cfg := storeConfig{RedisURL: c.String("redis")}
-	if cfg.RedisURL == "" {
-		return cfg, nil
+	if cfg.RedisURL != "" {
+		if _, err := redis.ParseURL(cfg.RedisURL); err != nil {
+			return cfg, fmt.Errorf("--redis: %w", err)
+		}
 	}
-	if _, err := redis.ParseURL(cfg.RedisURL); err != nil {
-		return cfg, fmt.Errorf("--redis: %w", err)
-	}
+	// The Redis flags are checked even without --redis, so a typo never waits for the day
+	// Redis is turned on.
 	timeout, err := parseDuration(c.String("redis-timeout"))
 	if err != nil {
 		return cfg, fmt.Errorf("--redis-timeout: %w", err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/negasus/haproxy-spoe-go/worker"
@@ -65,10 +66,11 @@ func (o *Options) setDefaults() {
 
 // Agent answers HAProxy's stickyseat messages.
 type Agent struct {
-	decider Decider
-	opts    Options
-	log     zerolog.Logger
-	stats   counters
+	decider  Decider
+	opts     Options
+	keyRules atomic.Pointer[map[string]KeyRule]
+	log      zerolog.Logger
+	stats    counters
 
 	mu    sync.Mutex
 	conns map[*guardConn]struct{}
@@ -78,12 +80,24 @@ type Agent struct {
 // New returns an Agent deciding through d.
 func New(d Decider, opts Options) *Agent {
 	opts.setDefaults()
-	return &Agent{
+	a := &Agent{
 		decider: d,
 		opts:    opts,
 		log:     opts.Logger.With().Str("component", "agent").Logger(),
 		conns:   make(map[*guardConn]struct{}),
 	}
+	a.SetKeyRules(opts.KeyRules)
+	return a
+}
+
+// SetKeyRules replaces the key rules (see Options.KeyRules) for every later message; a
+// configuration reload calls it.
+func (a *Agent) SetKeyRules(rules map[string]KeyRule) {
+	m := make(map[string]KeyRule, len(rules))
+	for k, v := range rules {
+		m[k] = v
+	}
+	a.keyRules.Store(&m)
 }
 
 // Serve accepts SPOP connections on ln until ctx is cancelled, then stops accepting, lets

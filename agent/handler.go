@@ -102,10 +102,11 @@ func (a *Agent) decide(m *message.Message) assign.Decision {
 
 // keyRule returns the pool's key rule, or the default one (KeyRules[""]).
 func (a *Agent) keyRule(pool string) KeyRule {
-	if r, ok := a.opts.KeyRules[pool]; ok {
+	rules := *a.keyRules.Load()
+	if r, ok := rules[pool]; ok {
 		return r
 	}
-	return a.opts.KeyRules[""]
+	return rules[""]
 }
 
 // answer writes the decision as variables. Values are always strings: the library panics

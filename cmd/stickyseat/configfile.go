@@ -37,8 +37,7 @@ type fileConfig struct {
 // filePool is one pool of a config file, as each component needs it.
 type filePool struct {
 	// Pool.DownGrace is assign.DefaultDownGrace when the file gives none, so zero only
-	// comes from an explicit "down-grace: 0s" (move at once). assign.Pool documents zero
-	// as "use the default" for now: it has to tell the two apart for 0s to take effect.
+	// comes from an explicit "down-grace: 0s" (move at once, as assign.Pool reads zero).
 	Pool    assign.Pool
 	KeyRule agent.KeyRule
 	// HAProxy has Backend set even when the file leaves it out; a server's Addr is empty

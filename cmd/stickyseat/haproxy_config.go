@@ -25,6 +25,7 @@ func haproxyConfigCommand() *cli.Command {
 		&cli.BoolFlag{Name: "standalone", Usage: "emit a complete haproxy.cfg (global and defaults included)"},
 		&cli.StringFlag{Name: "out-dir", Usage: "write haproxy.cfg and the SPOE file into this directory instead of printing them (the filter then names the SPOE file there, unless --spoe-path is given)"},
 	}
+	flags = append(flags, configFlag())
 	flags = append(flags, poolFlags()...)
 	return &cli.Command{
 		Name:   "haproxy-config",
@@ -35,25 +36,38 @@ func haproxyConfigCommand() *cli.Command {
 }
 
 func haproxyConfigFromFlags(c *cli.Context) (haproxy.Config, error) {
-	pool, err := poolFromFlags(c)
+	p, err := loadPools(c)
 	if err != nil {
 		return haproxy.Config{}, err
 	}
-	addrs, err := parseServerAddrs(c.String("server-addr"))
-	if err != nil {
-		return haproxy.Config{}, fmt.Errorf("--server-addr: %w", err)
-	}
-	hp := haproxy.Pool{Name: pool.Name}
-	for _, s := range pool.Servers {
-		addr, ok := addrs[s.Name]
-		if !ok {
-			return haproxy.Config{}, fmt.Errorf("--server-addr: no address for server %q", s.Name)
+	addrs := map[string]string{}
+	if spec := c.String("server-addr"); spec != "" || c.String("config") == "" {
+		if addrs, err = parseServerAddrs(spec); err != nil {
+			return haproxy.Config{}, fmt.Errorf("--server-addr: %w", err)
 		}
-		delete(addrs, s.Name)
-		hp.Servers = append(hp.Servers, haproxy.Server{Name: s.Name, Addr: addr})
+	}
+	used := map[string]bool{}
+	for i := range p.HAProxy {
+		hp := &p.HAProxy[i]
+		for j := range hp.Servers {
+			srv := &hp.Servers[j]
+			if addr, ok := addrs[srv.Name]; ok {
+				srv.Addr, used[srv.Name] = addr, true
+			}
+			if srv.Addr == "" {
+				return haproxy.Config{}, fmt.Errorf("--server-addr: no address for server %q of pool %q", srv.Name, hp.Name)
+			}
+		}
 	}
 	for name := range addrs {
-		return haproxy.Config{}, fmt.Errorf("--server-addr: server %q is not in --servers", name)
+		if !used[name] {
+			return haproxy.Config{}, fmt.Errorf("--server-addr: server %q is in no pool", name)
+		}
+	}
+	body, src := false, c.String("key-fallback") == "src"
+	for _, r := range p.KeyRules {
+		body = body || r.FromBody != nil
+		src = src || r.Fallback == "src"
 	}
 	pt, err := parseDuration(c.String("processing-timeout"))
 	if err != nil {
@@ -64,11 +78,12 @@ func haproxyConfigFromFlags(c *cli.Context) (haproxy.Config, error) {
 		return haproxy.Config{}, fmt.Errorf("--mode: %q is not tcp or http", mode)
 	}
 	var sample string
-	var body bool
 	if spec := c.String("key"); spec != "" {
-		if sample, body, err = haproxy.KeySpec(spec); err != nil {
+		var keyBody bool
+		if sample, keyBody, err = haproxy.KeySpec(spec); err != nil {
 			return haproxy.Config{}, fmt.Errorf("--key: %w", err)
 		}
+		body = body || keyBody
 	}
 	if body && mode != haproxy.ModeHTTP {
 		return haproxy.Config{}, fmt.Errorf("--key: body needs --mode http (HAProxy parses bodies in http mode only)")
@@ -94,9 +109,9 @@ func haproxyConfigFromFlags(c *cli.Context) (haproxy.Config, error) {
 		SPOEPath:          spoePath,
 		Key:               sample,
 		SendBody:          body,
-		SendSrc:           c.String("key-fallback") == "src",
+		SendSrc:           src,
 		SendPool:          c.Bool("send-pool"),
-		Pools:             []haproxy.Pool{hp},
+		Pools:             p.HAProxy,
 		ProcessingTimeout: pt,
 	}
 	if err := cfg.Validate(); err != nil {

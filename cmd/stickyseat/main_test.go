@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/stickyseat/stickyseat/internal/testbed"
 )
 
@@ -44,8 +46,8 @@ func TestServeFlagErrors(t *testing.T) {
 		{"bad down policy", []string{"serve", "--servers", "s1", "--down-policy", "wait"}, `--down-policy: unknown down policy "wait" (want move or keep)`},
 		{"bad mode", []string{"haproxy-config", "--mode", "udp", "--servers", "s1", "--server-addr", "s1=127.0.0.1:1"}, `--mode: "udp" is not tcp or http`},
 		{"body in tcp mode", []string{"haproxy-config", "--mode", "tcp", "--key", "body", "--servers", "s1", "--server-addr", "s1=127.0.0.1:1"}, "--key: body needs --mode http (HAProxy parses bodies in http mode only)"},
-		{"missing server addr", []string{"haproxy-config", "--servers", "s1,s2", "--server-addr", "s1=127.0.0.1:1"}, `--server-addr: no address for server "s2"`},
-		{"extra server addr", []string{"haproxy-config", "--servers", "s1", "--server-addr", "s1=127.0.0.1:1,s9=127.0.0.1:2"}, `--server-addr: server "s9" is not in --servers`},
+		{"missing server addr", []string{"haproxy-config", "--servers", "s1,s2", "--server-addr", "s1=127.0.0.1:1"}, `--server-addr: no address for server "s2" of pool "default"`},
+		{"extra server addr", []string{"haproxy-config", "--servers", "s1", "--server-addr", "s1=127.0.0.1:1,s9=127.0.0.1:2"}, `--server-addr: server "s9" is in no pool`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +114,87 @@ func TestHAProxyConfigPassesHAProxyCheck(t *testing.T) {
 				if out, err := exec.Command(bin, "-c", "-f", filepath.Join(dir, "haproxy.cfg")).CombinedOutput(); err != nil {
 					t.Errorf("%s -c: %v\n%s\n%s", bin, err, out, cfg)
 				}
+			}
+		})
+	}
+}
+
+// TestHAProxyConfigFromFile renders every pool of a config file and has haproxy check it.
+func TestHAProxyConfigFromFile(t *testing.T) {
+	bins, err := testbed.HAProxyBins()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %v", err)
+		}
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	args := []string{"stickyseat", "haproxy-config", "--config", "testdata/good-three-pools.yaml", "--mode", "http",
+		"--server-addr", "a1=127.0.0.1:9101,a2=127.0.0.1:9102,l1=127.0.0.1:9103", "--frontend-bind", "127.0.0.1:8080",
+		"--standalone", "--out-dir", dir}
+	if err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(dir, "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spoe, err := os.ReadFile(filepath.Join(dir, "stickyseat.spoe.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"backend be_web", "backend stickyseat_api.v2", "backend legacy-soap",
+		"server s3 [2001:db8::3]:8080 weight 0", "server a1 127.0.0.1:9101 weight 0", "option http-buffer-request"} {
+		if !bytes.Contains(cfg, []byte(want)) {
+			t.Errorf("haproxy.cfg lacks %q", want)
+		}
+	}
+	for _, want := range []string{"pool=var(txn.stickyseat_pool)", "body=req.body", "src=src"} {
+		if !bytes.Contains(spoe, []byte(want)) {
+			t.Errorf("SPOE file lacks %q:\n%s", want, spoe)
+		}
+	}
+	for _, bin := range bins {
+		if out, err := exec.Command(bin, "-c", "-f", filepath.Join(dir, "haproxy.cfg")).CombinedOutput(); err != nil {
+			t.Errorf("%s -c: %v\n%s", bin, err, out)
+		}
+	}
+}
+
+func TestFlagsOverrideTheFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    string // poolSummaries
+		wantErr string
+	}{
+		{"file alone", nil, "web: s1=4/up,s2=2/up idle 24h0m0s grace 10s move", ""},
+		{"idle and servers from flags", []string{"--idle-timeout", "1h", "--servers", "s1,s9=5", "--max-users", "3"}, "web: s1=3/up,s9=5/up idle 1h0m0s grace 10s move", ""},
+		{"pool name and policy", []string{"--pool", "shop", "--down-policy", "keep", "--down-grace", "0s"}, "shop: s1=4/up,s2=2/up idle 24h0m0s grace 0s keep", ""},
+		{"max-users alone", []string{"--max-users", "3"}, "", "--max-users: with --config it only applies to servers given with --servers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got pools
+			app := &cli.App{Flags: append(append([]cli.Flag{configFlag()}, poolFlags()...),
+				&cli.StringFlag{Name: "key-from-body"}, &cli.StringFlag{Name: "key-fallback"}),
+				Action: func(c *cli.Context) error {
+					var err error
+					got, err = loadPools(c)
+					return err
+				}}
+			err := app.Run(append([]string{"x", "--config", "testdata/good-one-pool.yaml"}, tt.args...))
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Errorf("loadPools(%q) error = %v; want %q", tt.args, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := strings.Join(poolSummaries(got), "; "); s != tt.want {
+				t.Errorf("loadPools(%q) = %s; want %s", tt.args, s, tt.want)
 			}
 		})
 	}

@@ -9,17 +9,18 @@ import (
 
 	"github.com/stickyseat/stickyseat/agent"
 	"github.com/stickyseat/stickyseat/assign"
-	"github.com/stickyseat/stickyseat/keyfrom"
 )
 
 func serveCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:12345", Usage: "SPOP address HAProxy connects to (loopback by default: the agent trusts its peers)", EnvVars: []string{"STICKYSEAT_LISTEN"}},
 		&cli.StringFlag{Name: "decision-timeout", Value: "500ms", Usage: "deadline of one decision; keep it below the SPOE timeout processing", EnvVars: []string{"STICKYSEAT_DECISION_TIMEOUT"}},
+		&cli.BoolFlag{Name: "watch-config", Usage: "reload --config when the file changes (SIGHUP always reloads it)", EnvVars: []string{"STICKYSEAT_WATCH_CONFIG"}},
 		&cli.StringFlag{Name: "key-from-body", Usage: "take the key from the body argument when key= is absent or empty: xml:<element>, json:<path> or regex:<expr>", EnvVars: []string{"STICKYSEAT_KEY_FROM_BODY"}},
 		&cli.StringFlag{Name: "key-fallback", Usage: "when no key is found: src uses the client address (the message must send src=src); empty answers invalid", EnvVars: []string{"STICKYSEAT_KEY_FALLBACK"}},
 		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},
 	}
+	flags = append(flags, configFlag())
 	flags = append(flags, poolFlags()...)
 	flags = append(flags, storeFlags()...)
 	flags = append(flags, logFlags()...)
@@ -36,18 +37,16 @@ type serveConfig struct {
 	Listen          string
 	DecisionTimeout time.Duration
 	MaxFrameSize    uint32
-	Policy          assign.Config
-	KeyRule         agent.KeyRule
+	Pools           pools
 	Store           storeConfig
 }
 
 func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 	var cfg serveConfig
-	pool, err := poolFromFlags(c)
-	if err != nil {
+	var err error
+	if cfg.Pools, err = loadPools(c); err != nil {
 		return cfg, err
 	}
-	cfg.Policy = assign.Config{Pools: []assign.Pool{pool}}
 	cfg.Listen = c.String("listen")
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		return cfg, fmt.Errorf("--listen: %q is not host:port", cfg.Listen)
@@ -60,19 +59,13 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 		return cfg, fmt.Errorf("--max-frame-size: %d is outside 256..1073741824", mfs)
 	}
 	cfg.MaxFrameSize = uint32(mfs)
-	if spec := c.String("key-from-body"); spec != "" {
-		if cfg.KeyRule.FromBody, err = keyfrom.Parse(spec); err != nil {
-			return cfg, fmt.Errorf("--key-from-body: %w", err)
-		}
-	}
-	cfg.KeyRule.Fallback = c.String("key-fallback")
-	if err := cfg.KeyRule.Validate(); err != nil {
-		return cfg, fmt.Errorf("--key-fallback: %w", err)
-	}
 	if cfg.Store, err = storeConfigFromFlags(c, cfg.DecisionTimeout); err != nil {
 		return cfg, err
 	}
-	return cfg, cfg.Policy.Validate()
+	if c.Bool("watch-config") && c.String("config") == "" {
+		return cfg, fmt.Errorf("--watch-config: needs --config")
+	}
+	return cfg, cfg.Pools.Policy.Validate()
 }
 
 func serve(c *cli.Context) error {
@@ -89,7 +82,7 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer closeStore()
-	assigner, err := assign.New(cfg.Policy, st, assign.Options{})
+	assigner, err := assign.New(cfg.Pools.Policy, st, assign.Options{})
 	if err != nil {
 		return err
 	}
@@ -100,18 +93,19 @@ func serve(c *cli.Context) error {
 	a := agent.New(assigner, agent.Options{
 		DecisionTimeout: cfg.DecisionTimeout,
 		MaxFrameSize:    cfg.MaxFrameSize,
-		KeyRules:        map[string]agent.KeyRule{"": cfg.KeyRule},
+		KeyRules:        cfg.Pools.KeyRules,
 		Logger:          log,
 	})
-	p := cfg.Policy.Pools[0]
-	servers := make([]string, len(p.Servers))
-	for i, s := range p.Servers {
-		servers[i] = fmt.Sprintf("%s=%d", s.Name, s.Quota)
-	}
-	log.Info().Str("listen", ln.Addr().String()).Str("store", kind).Str("pool", p.Name).
-		Strs("servers", servers).Dur("idle_timeout", p.IdleTimeout).Str("version", version).
-		Str("key_from_body", c.String("key-from-body")).Str("key_fallback", cfg.KeyRule.Fallback).
+	log.Info().Str("listen", ln.Addr().String()).Str("store", kind).Str("config", cfg.Pools.Source).
+		Strs("pools", poolSummaries(cfg.Pools)).Str("version", version).
 		Msg("stickyseat agent started")
+	go reloadLoop(c, log, func(p pools) error {
+		if err := assigner.Reload(p.Policy); err != nil {
+			return err
+		}
+		a.SetKeyRules(p.KeyRules)
+		return nil
+	})
 	if err := a.Serve(c.Context, ln); err != nil {
 		return fmt.Errorf("serve %s: %w", cfg.Listen, err)
 	}

@@ -39,18 +39,38 @@ func poolFromFlags(c *cli.Context) (assign.Pool, error) {
 		return p, fmt.Errorf("--servers: %w", err)
 	}
 	p.Servers = servers
+	if p.IdleTimeout, err = idleFlag(c); err != nil {
+		return p, err
+	}
+	if p.DownGrace, err = downGraceFlag(c); err != nil {
+		return p, err
+	}
+	if p.DownPolicy, err = downPolicyFlag(c); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+func idleFlag(c *cli.Context) (time.Duration, error) {
 	idle, err := parseDuration(c.String("idle-timeout"))
 	if err != nil {
-		return p, fmt.Errorf("--idle-timeout: %w", err)
+		return 0, fmt.Errorf("--idle-timeout: %w", err)
 	}
-	p.IdleTimeout = idle
+	return idle, nil
+}
+
+func downGraceFlag(c *cli.Context) (time.Duration, error) {
 	grace, err := time.ParseDuration(strings.TrimSpace(c.String("down-grace")))
 	if err != nil || grace < 0 {
-		return p, fmt.Errorf("--down-grace: %q is not a duration of 0 or more (e.g. 10s)", c.String("down-grace"))
+		return 0, fmt.Errorf("--down-grace: %q is not a duration of 0 or more (e.g. 10s)", c.String("down-grace"))
 	}
-	p.DownGrace = grace
-	if p.DownPolicy, err = assign.ParseDownPolicy(c.String("down-policy")); err != nil {
-		return p, fmt.Errorf("--down-policy: %w", err)
+	return grace, nil
+}
+
+func downPolicyFlag(c *cli.Context) (assign.DownPolicy, error) {
+	p, err := assign.ParseDownPolicy(c.String("down-policy"))
+	if err != nil {
+		return 0, fmt.Errorf("--down-policy: %w", err)
 	}
 	return p, nil
 }

@@ -44,6 +44,22 @@ type Options struct {
 	// ShutdownGrace is how long a frame already begun may take to arrive after shutdown
 	// starts. Default 2s.
 	ShutdownGrace time.Duration
+	// IdleTimeout closes a connection that sends no frame for this long; keep it above the
+	// SPOE "timeout idle" (HAProxy closes its idle connections first). Default 5m.
+	IdleTimeout time.Duration
+	// FrameTimeout bounds how long the rest of a frame may take once its length has
+	// arrived. Default 10s.
+	FrameTimeout time.Duration
+	// WriteTimeout bounds writing one answer; a peer that stops reading loses its
+	// connection. Default 10s.
+	WriteTimeout time.Duration
+	// MaxInFlight is how many messages of one connection are answered at once; the
+	// connection's next frame waits beyond it. Default 256 (HAProxy pipelines up to
+	// max-waiting-frames, 20 by default).
+	MaxInFlight int
+	// MaxConnections is how many SPOP connections the agent serves at once; more are
+	// closed at once. Default 1024.
+	MaxConnections int
 	// KeyRules say, per pool name, where the key comes from when the key argument is
 	// absent or empty; the rule under "" applies to pools not listed. No rule: such a
 	// message is answered invalid.
@@ -61,6 +77,21 @@ func (o *Options) setDefaults() {
 	}
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 2 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.FrameTimeout <= 0 {
+		o.FrameTimeout = 10 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 256
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 1024
 	}
 }
 
@@ -133,8 +164,17 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (a *Agent) serveConn(c net.Conn) {
-	g := newGuardConn(c, a.opts.MaxFrameSize, a.opts.ShutdownGrace, &a.stats.badFrames)
+	g := newGuardConn(c, guardLimits{
+		maxFrame: a.opts.MaxFrameSize, grace: a.opts.ShutdownGrace, idle: a.opts.IdleTimeout,
+		frame: a.opts.FrameTimeout, write: a.opts.WriteTimeout, maxInFlight: a.opts.MaxInFlight,
+	}, &a.stats.badFrames)
 	a.mu.Lock()
+	if len(a.conns) >= a.opts.MaxConnections {
+		a.mu.Unlock()
+		a.stats.refusedConns.Add(1)
+		c.Close()
+		return
+	}
 	a.conns[g] = struct{}{}
 	a.mu.Unlock()
 	a.stats.conns.Add(1)
@@ -152,7 +192,7 @@ func (a *Agent) serveConn(c net.Conn) {
 			if r := recover(); r != nil {
 				a.stats.panics.Add(1)
 				a.log.Error().Interface("panic", r).Str("peer", c.RemoteAddr().String()).Msg("SPOP connection crashed the decoder; closed it")
-				c.Close()
+				g.Close()
 			}
 		}()
 		a.log.Debug().Str("peer", c.RemoteAddr().String()).Msg("SPOP connection opened")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,12 +38,58 @@ type guardConn struct {
 
 	closing  atomic.Bool
 	extended bool // shutdown grace already granted for the current frame
-	grace    time.Duration
+	limits   guardLimits
 	refused  *atomic.Uint64 // counts connections closed for a bad frame
+
+	// inFlight holds one token per NOTIFY handed to the library and not yet answered: the
+	// library starts a goroutine per NOTIFY and writes its ACK with no deadline, so a peer
+	// that sends without reading would otherwise pile up goroutines without bound.
+	inFlight chan struct{}
+	done     chan struct{} // closed when the connection is closed
+	doneOnce sync.Once
 }
 
-func newGuardConn(c net.Conn, limit uint32, grace time.Duration, refused *atomic.Uint64) *guardConn {
-	return &guardConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), limit: limit, grace: grace, refused: refused}
+// guardLimits bound what one peer can make the agent hold.
+type guardLimits struct {
+	maxFrame    uint32        // hard cap on max-frame-size
+	grace       time.Duration // a frame begun before shutdown may take this long to arrive
+	idle        time.Duration // longest wait for the next frame
+	frame       time.Duration // longest wait for the rest of a frame once its length is read
+	write       time.Duration // longest wait to write one answer
+	maxInFlight int           // NOTIFY frames being answered at once
+}
+
+func newGuardConn(c net.Conn, l guardLimits, refused *atomic.Uint64) *guardConn {
+	return &guardConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), limit: l.maxFrame, limits: l, refused: refused,
+		inFlight: make(chan struct{}, l.maxInFlight), done: make(chan struct{})}
+}
+
+// Write sends one frame (the library writes each frame in one call) under a deadline. An
+// ACK returns its NOTIFY's in-flight token, written or not; a failed write closes the
+// connection, so writers stuck behind a peer that does not read are released.
+func (g *guardConn) Write(p []byte) (int, error) {
+	_ = g.Conn.SetWriteDeadline(time.Now().Add(g.limits.write)) // an error means closed: Write reports it
+	n, err := g.Conn.Write(p)
+	if len(p) > 4 && p[4] == spop.TypeAck {
+		select {
+		case <-g.inFlight:
+		default:
+		}
+	}
+	if err != nil {
+		g.Close()
+	}
+	return n, err
+}
+
+// Close closes the connection once.
+func (g *guardConn) Close() error {
+	var err error
+	g.doneOnce.Do(func() {
+		close(g.done)
+		err = g.Conn.Close()
+	})
+	return err
 }
 
 // Read delivers the peer's bytes, frame by frame, to the library.
@@ -76,9 +123,17 @@ func (g *guardConn) nextFrame(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	g.extended = false
+	_ = g.Conn.SetReadDeadline(time.Now().Add(g.limits.idle))
+	if g.closing.Load() {
+		// shutdown may have set its deadline just before ours replaced it
+		return 0, io.EOF
+	}
 	if _, err := io.ReadFull(g.r, g.hdr[:]); err != nil {
 		if g.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 			return 0, io.EOF
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, fmt.Errorf("idle for %s: %w", g.limits.idle, err)
 		}
 		return 0, err
 	}
@@ -86,11 +141,25 @@ func (g *guardConn) nextFrame(p []byte) (int, error) {
 	if n < spop.MinFrameLen {
 		return 0, fmt.Errorf("%w: length %d is shorter than a frame header", errFrame, n)
 	}
+	if !g.closing.Load() {
+		_ = g.Conn.SetReadDeadline(time.Now().Add(g.limits.frame))
+	}
 	if g.maxFrame == 0 {
 		return g.readHello(p, n)
 	}
 	if n > g.maxFrame {
 		return 0, fmt.Errorf("%w: length %d exceeds the negotiated max-frame-size %d", errFrame, n, g.maxFrame)
+	}
+	typ, err := g.r.Peek(1)
+	if err != nil {
+		return 0, err
+	}
+	if typ[0] == spop.TypeNotify {
+		select {
+		case g.inFlight <- struct{}{}:
+		case <-g.done:
+			return 0, net.ErrClosed
+		}
 	}
 	g.remaining = n
 	g.pending = g.hdr[:]
@@ -148,7 +217,7 @@ func (g *guardConn) retryOnShutdown(err error) bool {
 		return false
 	}
 	g.extended = true
-	return g.Conn.SetReadDeadline(time.Now().Add(g.grace)) == nil
+	return g.Conn.SetReadDeadline(time.Now().Add(g.limits.grace)) == nil
 }
 
 // shutdown makes the connection end at the next frame boundary: the library then waits

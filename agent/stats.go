@@ -8,8 +8,8 @@ import (
 
 // counters are the agent's running totals; Stats copies them.
 type counters struct {
-	conns, frames, panics, badFrames atomic.Uint64
-	status                           [8]atomic.Uint64
+	conns, frames, panics, badFrames, refusedConns atomic.Uint64
+	status                                         [8]atomic.Uint64
 }
 
 func (c *counters) count(s assign.Status) {
@@ -31,16 +31,19 @@ type Stats struct {
 	Panics uint64
 	// BadFrames counts connections closed by the frame guard.
 	BadFrames uint64
+	// RefusedConnections counts connections closed at once, beyond MaxConnections.
+	RefusedConnections uint64
 }
 
 // Stats returns the agent's counters.
 func (a *Agent) Stats() Stats {
 	s := Stats{
-		Connections: a.stats.conns.Load(),
-		Frames:      a.stats.frames.Load(),
-		Panics:      a.stats.panics.Load(),
-		BadFrames:   a.stats.badFrames.Load(),
-		Decisions:   make(map[string]uint64, len(assign.Statuses)),
+		Connections:        a.stats.conns.Load(),
+		Frames:             a.stats.frames.Load(),
+		Panics:             a.stats.panics.Load(),
+		BadFrames:          a.stats.badFrames.Load(),
+		RefusedConnections: a.stats.refusedConns.Load(),
+		Decisions:          make(map[string]uint64, len(assign.Statuses)),
 	}
 	for _, st := range assign.Statuses {
 		s.Decisions[st.String()] = a.stats.status[st].Load()

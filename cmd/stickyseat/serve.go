@@ -18,6 +18,7 @@ func serveCommand() *cli.Command {
 		&cli.BoolFlag{Name: "watch-config", Usage: "reload --config when the file changes (SIGHUP always reloads it)", EnvVars: []string{"STICKYSEAT_WATCH_CONFIG"}},
 		&cli.StringFlag{Name: "key-from-body", Usage: "take the key from the body argument when key= is absent or empty: xml:<element>, json:<path> or regex:<expr>", EnvVars: []string{"STICKYSEAT_KEY_FROM_BODY"}},
 		&cli.StringFlag{Name: "key-fallback", Usage: "when no key is found: src uses the client address (the message must send src=src); empty answers invalid", EnvVars: []string{"STICKYSEAT_KEY_FALLBACK"}},
+		&cli.IntFlag{Name: "max-connections", Value: 1024, Usage: "SPOP connections served at once; more are closed at once (each HAProxy process opens a few per agent)", EnvVars: []string{"STICKYSEAT_MAX_CONNECTIONS"}},
 		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},
 	}
 	flags = append(flags, configFlag())
@@ -37,6 +38,7 @@ type serveConfig struct {
 	Listen          string
 	DecisionTimeout time.Duration
 	MaxFrameSize    uint32
+	MaxConnections  int
 	Pools           pools
 	Store           storeConfig
 }
@@ -59,6 +61,9 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 		return cfg, fmt.Errorf("--max-frame-size: %d is outside 256..1073741824", mfs)
 	}
 	cfg.MaxFrameSize = uint32(mfs)
+	if cfg.MaxConnections = c.Int("max-connections"); cfg.MaxConnections <= 0 {
+		return cfg, fmt.Errorf("--max-connections: must be positive, got %d", cfg.MaxConnections)
+	}
 	if cfg.Store, err = storeConfigFromFlags(c, cfg.DecisionTimeout); err != nil {
 		return cfg, err
 	}
@@ -93,6 +98,7 @@ func serve(c *cli.Context) error {
 	a := agent.New(assigner, agent.Options{
 		DecisionTimeout: cfg.DecisionTimeout,
 		MaxFrameSize:    cfg.MaxFrameSize,
+		MaxConnections:  cfg.MaxConnections,
 		KeyRules:        cfg.Pools.KeyRules,
 		Logger:          log,
 	})

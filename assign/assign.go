@@ -86,6 +86,7 @@ type compiledPool struct {
 	name    string
 	req     store.Request // Pool, Servers and Idle filled; Key per call
 	servers []Server      // as configured, for the health view
+	touch   []store.Server // req.Servers, none accepting: refresh without granting
 	grace   time.Duration
 	policy  DownPolicy
 }
@@ -123,6 +124,10 @@ func (a *Assigner) Reload(cfg Config) error {
 			case StateDrain:
 				cp.req.Servers = append(cp.req.Servers, store.Server{Name: s.Name, Quota: s.Quota})
 			}
+		}
+		for _, s := range cp.req.Servers {
+			s.Accepting = false
+			cp.touch = append(cp.touch, s)
 		}
 		c.pools[p.Name] = cp
 	}

@@ -69,6 +69,10 @@ type Config struct {
 	SendBody bool
 	// SendSrc adds src=src to the message, for the agent's src key fallback.
 	SendSrc bool
+	// TrackConnections adds a stick table to each pool's backend counting every user's open
+	// connections by key, for the agent's --haproxy-socket (long streams keep their seat).
+	// It needs a Key HAProxy can fetch.
+	TrackConnections bool
 	// Pools get one backend each (at least one). The frontend's default_backend is the first;
 	// route to the others with use_backend rules of your own.
 	Pools []Pool
@@ -127,6 +131,9 @@ func (c Config) Validate() error {
 	}
 	if err := checkSample(c.Key); err != nil {
 		bad("Key %q: %w", c.Key, err)
+	}
+	if c.TrackConnections && c.Key == "" {
+		bad("TrackConnections: needs a Key HAProxy can fetch (a key taken from the body cannot be tracked)")
 	}
 	if c.SendBody && c.Mode == ModeTCP {
 		bad("SendBody: http mode only (req.body needs HTTP parsing)")

@@ -93,6 +93,13 @@ func renderCases() []renderCase {
 	body.Mode, body.SendPool, body.SendBody, body.Key = ModeHTTP, true, true, DefaultKeyHTTP
 	cases = append(cases, renderCase{"http/body", body, "key=req.hdr(x-user) pool=str(web) body=req.body"})
 
+	trackTCP := validConfig()
+	trackTCP.TrackConnections = true
+	cases = append(cases, renderCase{"tcp/track connections", trackTCP, "key=src"})
+	trackHTTP := validConfig()
+	trackHTTP.Mode, trackHTTP.TrackConnections = ModeHTTP, true
+	cases = append(cases, renderCase{"http/track connections", trackHTTP, "key=req.hdr(x-user)"})
+
 	bodyOnly := validConfig()
 	bodyOnly.Mode, bodyOnly.SendBody, bodyOnly.SendSrc = ModeHTTP, true, true
 	cases = append(cases, renderCase{"http/body key with src fallback", bodyOnly, "body=req.body src=src"})

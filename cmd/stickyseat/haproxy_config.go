@@ -22,6 +22,8 @@ func haproxyConfigCommand() *cli.Command {
 		&cli.BoolFlag{Name: "send-pool", Usage: "send pool=str(NAME) with the message", EnvVars: []string{"STICKYSEAT_SEND_POOL"}},
 		&cli.StringFlag{Name: "spoe-path", Value: haproxy.DefaultSPOEPath, Usage: "path HAProxy reads the SPOE file from", EnvVars: []string{"STICKYSEAT_SPOE_PATH"}},
 		&cli.StringFlag{Name: "processing-timeout", Value: "1s", Usage: "SPOE timeout processing (keep the agent's --decision-timeout below it)", EnvVars: []string{"STICKYSEAT_PROCESSING_TIMEOUT"}},
+		&cli.BoolFlag{Name: "track-connections", Usage: "count each user's open connections in a stick table per backend, for serve --haproxy-socket (long streams keep their seat)", EnvVars: []string{"STICKYSEAT_TRACK_CONNECTIONS"}},
+		&cli.StringFlag{Name: "stats-socket", Usage: "with --standalone: path of the admin runtime API socket to declare (what serve --haproxy-socket reads)", EnvVars: []string{"STICKYSEAT_STATS_SOCKET"}},
 		&cli.BoolFlag{Name: "standalone", Usage: "emit a complete haproxy.cfg (global and defaults included)"},
 		&cli.StringFlag{Name: "out-dir", Usage: "write haproxy.cfg and the SPOE file into this directory instead of printing them (the filter then names the SPOE file there, unless --spoe-path is given)"},
 	}
@@ -110,6 +112,7 @@ func haproxyConfigFromFlags(c *cli.Context) (haproxy.Config, error) {
 		Key:               sample,
 		SendBody:          body,
 		SendSrc:           src,
+		TrackConnections:  c.Bool("track-connections"),
 		SendPool:          c.Bool("send-pool"),
 		Pools:             p.HAProxy,
 		ProcessingTimeout: pt,
@@ -146,7 +149,7 @@ func haproxyConfig(c *cli.Context) error {
 	}
 	var main []byte
 	if c.Bool("standalone") {
-		main, err = haproxy.RenderStandalone(cfg, haproxy.Globals{LogStdout: true})
+		main, err = haproxy.RenderStandalone(cfg, haproxy.Globals{LogStdout: true, StatsSocket: c.String("stats-socket")})
 	} else {
 		main, _, err = haproxy.Render(cfg)
 	}

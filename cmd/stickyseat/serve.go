@@ -18,6 +18,8 @@ func serveCommand() *cli.Command {
 		&cli.BoolFlag{Name: "watch-config", Usage: "reload --config when the file changes (SIGHUP always reloads it)", EnvVars: []string{"STICKYSEAT_WATCH_CONFIG"}},
 		&cli.StringFlag{Name: "key-from-body", Usage: "take the key from the body argument when key= is absent or empty: xml:<element>, json:<path> or regex:<expr>", EnvVars: []string{"STICKYSEAT_KEY_FROM_BODY"}},
 		&cli.StringFlag{Name: "key-fallback", Usage: "when no key is found: src uses the client address (the message must send src=src); empty answers invalid", EnvVars: []string{"STICKYSEAT_KEY_FALLBACK"}},
+		&cli.StringFlag{Name: "haproxy-socket", Usage: "this node's HAProxy runtime API (stats socket path or host:port): seats of users with an open connection are kept alive (needs haproxy-config --track-connections)", EnvVars: []string{"STICKYSEAT_HAPROXY_SOCKET"}},
+		&cli.StringFlag{Name: "keepalive-interval", Value: "10s", Usage: "how often --haproxy-socket is read; keep it well below --idle-timeout", EnvVars: []string{"STICKYSEAT_KEEPALIVE_INTERVAL"}},
 		&cli.IntFlag{Name: "max-connections", Value: 1024, Usage: "SPOP connections served at once; more are closed at once (each HAProxy process opens a few per agent)", EnvVars: []string{"STICKYSEAT_MAX_CONNECTIONS"}},
 		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},
 	}
@@ -39,6 +41,8 @@ type serveConfig struct {
 	DecisionTimeout time.Duration
 	MaxFrameSize    uint32
 	MaxConnections  int
+	HAProxySocket   string
+	KeepAlive       time.Duration
 	Pools           pools
 	Store           storeConfig
 }
@@ -66,6 +70,10 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 	}
 	if cfg.Store, err = storeConfigFromFlags(c, cfg.DecisionTimeout); err != nil {
 		return cfg, err
+	}
+	cfg.HAProxySocket = c.String("haproxy-socket")
+	if cfg.KeepAlive, err = parseDuration(c.String("keepalive-interval")); err != nil {
+		return cfg, fmt.Errorf("--keepalive-interval: %w", err)
 	}
 	if c.Bool("watch-config") && c.String("config") == "" {
 		return cfg, fmt.Errorf("--watch-config: needs --config")
@@ -105,13 +113,18 @@ func serve(c *cli.Context) error {
 	log.Info().Str("listen", ln.Addr().String()).Str("store", kind).Str("config", cfg.Pools.Source).
 		Strs("pools", poolSummaries(cfg.Pools)).Str("version", version).
 		Msg("stickyseat agent started")
+	tables := newTables(cfg.Pools)
 	go reloadLoop(c, log, func(p pools) error {
 		if err := assigner.Reload(p.Policy); err != nil {
 			return err
 		}
 		a.SetKeyRules(p.KeyRules)
+		tables.set(p)
 		return nil
 	})
+	if cfg.HAProxySocket != "" {
+		go keepAliveLoop(c.Context, log, assigner, cfg.HAProxySocket, tables, cfg.KeepAlive)
+	}
 	if err := a.Serve(c.Context, ln); err != nil {
 		return fmt.Errorf("serve %s: %w", cfg.Listen, err)
 	}

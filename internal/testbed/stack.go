@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,9 @@ type StackOptions struct {
 	Redis string
 	// HealthChecks turns on HAProxy's server checks (and so the up: arguments).
 	HealthChecks bool
+	// KeepAlive, when set, makes HAProxy track open connections per key and the agent read
+	// them over the runtime API at this interval (serve --haproxy-socket).
+	KeepAlive time.Duration
 	// Defaults holds extra lines for haproxy's defaults section (e.g. "default-server inter 100ms").
 	Defaults []string
 }
@@ -76,6 +80,11 @@ func StartStack(o StackOptions) (*Stack, error) {
 	if o.Redis != "" {
 		args = append(args, "--redis", o.Redis)
 	}
+	statsSocket := ""
+	if o.KeepAlive > 0 {
+		statsSocket = filepath.Join(o.Dir, "admin.sock")
+		args = append(args, "--haproxy-socket", statsSocket, "--keepalive-interval", o.KeepAlive.String())
+	}
 	if s.Agent, s.AgentAddr, err = StartAgent(o.AgentBin, args...); err != nil {
 		s.Close()
 		return nil, err
@@ -98,17 +107,18 @@ func StartStack(o StackOptions) (*Stack, error) {
 		return nil, err
 	}
 	cfg := haproxy.Config{
-		Key:            sample,
-		SendBody:       body,
-		SendSrc:        o.SendSrc,
-		Mode:           o.Mode,
-		FrontendBind:   s.Frontend,
-		AgentAddr:      s.AgentAddr,
-		SPOEPath:       spoePath,
-		Pools:          []haproxy.Pool{pool},
-		NoHealthChecks: !o.HealthChecks,
+		Key:              sample,
+		SendBody:         body,
+		SendSrc:          o.SendSrc,
+		Mode:             o.Mode,
+		FrontendBind:     s.Frontend,
+		AgentAddr:        s.AgentAddr,
+		SPOEPath:         spoePath,
+		Pools:            []haproxy.Pool{pool},
+		NoHealthChecks:   !o.HealthChecks,
+		TrackConnections: o.KeepAlive > 0,
 	}
-	main, err := haproxy.RenderStandalone(cfg, haproxy.Globals{LogStdout: true})
+	main, err := haproxy.RenderStandalone(cfg, haproxy.Globals{LogStdout: true, StatsSocket: statsSocket})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -261,4 +271,38 @@ func isRejection(err error) bool {
 	}
 	s := err.Error()
 	return strings.Contains(s, "connection reset by peer") || strings.Contains(s, "EOF") || strings.Contains(s, "server closed")
+}
+
+// Stream opens a long response (the backends' /stream, server-sent events) and returns the
+// server that answered and a function that closes the stream. The connection stays open,
+// with data flowing, until then.
+func (c *Client) Stream(ctx context.Context, frontend string) (string, func(), error) {
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+frontend+"/stream", nil)
+	if err != nil {
+		cancel()
+		return "", nil, err
+	}
+	if c.User != "" {
+		req.Header.Set("X-User", c.User)
+	}
+	// The client's overall timeout would cut the stream: use the transport directly.
+	resp, err := c.http.Transport.RoundTrip(req)
+	if err != nil {
+		cancel()
+		return "", nil, fmt.Errorf("client %s: stream: %w", c.Name, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		cancel()
+		return "", nil, fmt.Errorf("client %s: stream: HTTP %d", c.Name, resp.StatusCode)
+	}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil {
+		resp.Body.Close()
+		cancel()
+		return "", nil, fmt.Errorf("client %s: stream: %w", c.Name, err)
+	}
+	go io.Copy(io.Discard, resp.Body) // keep reading so data keeps flowing
+	return strings.TrimSpace(strings.TrimPrefix(line, "data: ")), func() { cancel(); resp.Body.Close() }, nil
 }

@@ -29,13 +29,34 @@ type Backend struct {
 }
 
 func (b *Backend) serve(ln net.Listener) {
-	b.srv = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain")
-			io.WriteString(w, b.Name)
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, b.Name)
+	})
+	// /stream is a server-sent-events stream, like the blog's: the name, then a line every
+	// 100ms until the client goes away.
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "data: %s\n\n", b.Name)
+		f, _ := w.(http.Flusher)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if f != nil {
+				f.Flush()
+			}
+			select {
+			case <-r.Context().Done():
+				return
+			case <-tick.C:
+				if _, err := io.WriteString(w, "data: still connected\n\n"); err != nil {
+					return
+				}
+			}
+		}
+	})
+	b.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go b.srv.Serve(ln)
 }
 

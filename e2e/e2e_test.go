@@ -48,6 +48,14 @@ func haproxyBins(t *testing.T) []string {
 	return bins
 }
 
+// forEachHAProxy runs test once per haproxy binary (HAPROXY_BINS), as a subtest named
+// after the binary.
+func forEachHAProxy(t *testing.T, test func(t *testing.T, bin string)) {
+	for _, bin := range haproxyBins(t) {
+		t.Run(filepath.Base(bin), func(t *testing.T) { test(t, bin) })
+	}
+}
+
 // startStack starts a node and stops it when the test ends, printing its logs on failure.
 func startStack(t *testing.T, o testbed.StackOptions) *testbed.Stack {
 	t.Helper()

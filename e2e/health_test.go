@@ -12,9 +12,11 @@ import (
 // TestServerDown stops one backend under a real haproxy with health checks: from HAProxy's
 // report on, the server gets no new users; its users keep their seat for the down grace (and
 // are refused, their server being down), then move; when it comes back it takes users again.
-func TestServerDown(t *testing.T) {
+func TestServerDown(t *testing.T) { forEachHAProxy(t, testServerDown) }
+
+func testServerDown(t *testing.T, bin string) {
 	const grace = time.Second
-	s := startStack(t, testbed.StackOptions{HAProxyBin: haproxyBins(t)[0], Mode: "tcp", Servers: []string{"s1", "s2", "s3"},
+	s := startStack(t, testbed.StackOptions{HAProxyBin: bin, Mode: "tcp", Servers: []string{"s1", "s2", "s3"},
 		MaxUsers: 3, Idle: time.Hour, HealthChecks: true,
 		Defaults:  []string{"default-server inter 100ms fall 1 rise 1"},
 		AgentArgs: []string{"--down-grace", grace.String()}})

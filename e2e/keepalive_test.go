@@ -12,9 +12,11 @@ import (
 // keeps the seat for three idle timeouts while a quiet user's seat expires; once the
 // stream closes the normal idle timeout runs. HAProxy tracks open connections per key in
 // a stick table that the agent reads over the runtime API.
-func TestLongStreamKeepsSeat(t *testing.T) {
+func TestLongStreamKeepsSeat(t *testing.T) { forEachHAProxy(t, testLongStreamKeepsSeat) }
+
+func testLongStreamKeepsSeat(t *testing.T, bin string) {
 	const idle = time.Second
-	s := startStack(t, testbed.StackOptions{HAProxyBin: haproxyBins(t)[0], Mode: "http", Servers: []string{"s1", "s2"},
+	s := startStack(t, testbed.StackOptions{HAProxyBin: bin, Mode: "http", Servers: []string{"s1", "s2"},
 		MaxUsers: 1, Idle: idle, KeepAlive: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -31,7 +31,9 @@ type keyCase struct {
 // TestKeys runs http mode with each way of naming the user: HAProxy samples (header,
 // cookie, URL parameter, json_query on the body) and agent-side extraction (SOAP body, JSON
 // body), with and without the src fallback, and bodies larger than HAProxy's buffer.
-func TestKeys(t *testing.T) {
+func TestKeys(t *testing.T) { forEachHAProxy(t, testKeys) }
+
+func testKeys(t *testing.T, bin string) {
 	post := func(body string, h ...string) testbed.Request {
 		r := testbed.Request{Method: "POST", Body: body, Header: map[string]string{"Content-Type": "text/xml"}}
 		for i := 0; i+1 < len(h); i += 2 {
@@ -105,7 +107,6 @@ func TestKeys(t *testing.T) {
 			{"no id, same address again", "127.0.0.13", get("/"), "same:no id: seated by address"},
 		}},
 	}
-	bin := haproxyBins(t)[0]
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startStack(t, testbed.StackOptions{HAProxyBin: bin, Mode: "http", Key: tt.key, SendSrc: tt.sendSrc,

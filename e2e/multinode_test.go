@@ -36,9 +36,8 @@ func startRedis(t *testing.T, extra ...string) *testbed.Redis {
 
 // twoNodes starts two HAProxy nodes, each with its own agent, in front of the same three
 // servers, the agents sharing redis.
-func twoNodes(t *testing.T, redisURL string, quota int, idle time.Duration) []*testbed.Stack {
+func twoNodes(t *testing.T, bin, redisURL string, quota int, idle time.Duration) []*testbed.Stack {
 	t.Helper()
-	bin := haproxyBins(t)[0]
 	backends, err := testbed.StartBackends("s1", "s2", "s3")
 	if err != nil {
 		t.Fatal(err)
@@ -55,10 +54,12 @@ func twoNodes(t *testing.T, redisURL string, quota int, idle time.Duration) []*t
 // TestTwoNodesShareSeats: twelve clients alternate between two HAProxy nodes whose agents
 // share one Redis; 3 servers × quota 3 seat nine of them, three per server, whichever node
 // they use, refuse three on both nodes, and free the seats on both nodes after idle.
-func TestTwoNodesShareSeats(t *testing.T) {
+func TestTwoNodesShareSeats(t *testing.T) { forEachHAProxy(t, testTwoNodesShareSeats) }
+
+func testTwoNodesShareSeats(t *testing.T, bin string) {
 	const idle = 2 * time.Second
 	r := startRedis(t)
-	nodes := twoNodes(t, r.URL(), 3, idle)
+	nodes := twoNodes(t, bin, r.URL(), 3, idle)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -124,9 +125,11 @@ func TestTwoNodesShareSeats(t *testing.T) {
 // TestRedisOutage stops Redis under two nodes: seated users keep their server, new users are
 // refused, nothing crashes; once Redis is back new users are seated, without restarting
 // anything. Redis runs with an append-only file, as a production Redis keeping seats would.
-func TestRedisOutage(t *testing.T) {
+func TestRedisOutage(t *testing.T) { forEachHAProxy(t, testRedisOutage) }
+
+func testRedisOutage(t *testing.T, bin string) {
 	r := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
-	nodes := twoNodes(t, r.URL(), 2, time.Hour)
+	nodes := twoNodes(t, bin, r.URL(), 2, time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	known := []*testbed.Client{

@@ -53,8 +53,9 @@ const haproxyView = `pools:
 // then reloads it with SIGHUP: a new server takes users at once, a removed server's user
 // moves, a draining server keeps its user and takes no one new; a bad file is refused and
 // the running configuration stays.
-func TestPoolsAndReload(t *testing.T) {
-	bin := haproxyBins(t)[0]
+func TestPoolsAndReload(t *testing.T) { forEachHAProxy(t, testPoolsAndReload) }
+
+func testPoolsAndReload(t *testing.T, bin string) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "stickyseat.yaml")
 	if err := os.WriteFile(cfgPath, []byte(poolsFile), 0o644); err != nil {

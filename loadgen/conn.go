@@ -1,0 +1,472 @@
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stickyseat/stickyseat/agent"
+	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/assign"
+)
+
+// statusNames are the contract's statuses; a connection counts answers by index in it.
+var statusNames = func() []string {
+	var n []string
+	for _, s := range assign.Statuses {
+		n = append(n, s.String())
+	}
+	return n
+}()
+
+// batchBytes bounds how many bytes of NOTIFY frames one write carries: like HAProxy, a
+// connection with several free slots sends their frames together.
+const batchBytes = 16 << 10
+
+// slot is one request in flight. The stream id of a frame is seq*pipeline+slot, so an ACK
+// finds its slot without a map; the fields are atomic because the writer fills them and the
+// reader reads them with only the network in between.
+type slot struct {
+	stream atomic.Uint64 // 0: free
+	due    atomic.Int64  // ns since the run's start
+}
+
+// conn is one SPOP connection: a writer (run) and a reader goroutine.
+type conn struct {
+	nc       net.Conn
+	br       *bufio.Reader
+	o        *Options
+	pipeline int
+	keys     *keySource
+	budget   *atomic.Uint64 // requests left when Options.Requests bounds the run
+	start    time.Time
+
+	slots []slot
+	free  chan int
+	seq   uint64
+	wbuf  []byte
+	kbuf  []byte
+
+	// Written by the writer.
+	sent, newKeys uint64
+	// Written by the reader.
+	hist       Histogram
+	statuses   [8]uint64
+	answered   uint64
+	lastAnswer time.Duration
+
+	closing  atomic.Bool
+	failed   chan struct{}
+	readDone chan struct{}
+
+	mu             sync.Mutex
+	err            error
+	protocolErrors uint64
+}
+
+func newConn(nc net.Conn, o *Options) *conn {
+	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), o: o, failed: make(chan struct{}), readDone: make(chan struct{})}
+}
+
+// fail records a protocol error and stops the connection's writer.
+func (c *conn) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.protocolErrors++
+	if c.err == nil {
+		c.err = err
+		close(c.failed)
+	}
+}
+
+// hello sends HAPROXY-HELLO as HAProxy does and checks the AGENT-HELLO.
+func (c *conn) hello() error {
+	if err := c.nc.SetDeadline(time.Now().Add(c.o.Timeout)); err != nil {
+		return err
+	}
+	if _, err := c.nc.Write(spop.AppendHello(nil, c.o.MaxFrameSize, false)); err != nil {
+		return fmt.Errorf("send HELLO: %w", err)
+	}
+	body, err := c.readFrame()
+	if err != nil {
+		return fmt.Errorf("%w: read AGENT-HELLO: %v", ErrProtocol, err)
+	}
+	h, payload, err := spop.ReadHeader(body)
+	if err != nil {
+		return fmt.Errorf("%w: AGENT-HELLO: %v", ErrProtocol, err)
+	}
+	if h.Type != spop.TypeAgentHello {
+		return fmt.Errorf("%w: want AGENT-HELLO (type %d), got frame type %d", ErrProtocol, spop.TypeAgentHello, h.Type)
+	}
+	kvs, err := spop.ReadKVs(payload)
+	if err != nil {
+		return fmt.Errorf("%w: AGENT-HELLO: %v", ErrProtocol, err)
+	}
+	c.br.Discard(4 + len(body))
+	var version, caps string
+	for _, kv := range kvs {
+		switch kv.Name {
+		case "version":
+			version = kv.Value.String()
+		case "capabilities":
+			caps = kv.Value.String()
+		}
+	}
+	if !strings.HasPrefix(version, "2.") {
+		return fmt.Errorf("%w: AGENT-HELLO version %q, want 2.x", ErrProtocol, version)
+	}
+	if mfs, ok := spop.ItemUint(kvs, "max-frame-size"); !ok || mfs > uint64(c.o.MaxFrameSize) || mfs < 256 {
+		return fmt.Errorf("%w: AGENT-HELLO max-frame-size %d (announced %d)", ErrProtocol, mfs, c.o.MaxFrameSize)
+	}
+	// Like HAProxy, pipeline only when the agent says it can.
+	c.pipeline = 1
+	for _, cp := range strings.Split(caps, ",") {
+		if strings.TrimSpace(cp) == "pipelining" {
+			c.pipeline = c.o.Pipeline
+		}
+	}
+	c.slots = make([]slot, c.pipeline)
+	c.free = make(chan int, c.pipeline)
+	for i := range c.pipeline {
+		c.free <- i
+	}
+	return c.nc.SetDeadline(time.Time{})
+}
+
+// readFrame returns the next frame's body (after its length), valid until the caller
+// discards 4+len(body) bytes from c.br.
+func (c *conn) readFrame() ([]byte, error) {
+	lb, err := c.br.Peek(4)
+	if err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(lb)
+	if n < spop.MinFrameLen || n > c.o.MaxFrameSize || int(n)+4 > c.br.Size() {
+		return nil, fmt.Errorf("frame length %d out of range", n)
+	}
+	b, err := c.br.Peek(4 + int(n))
+	if err != nil {
+		return nil, err
+	}
+	return b[4:], nil
+}
+
+// take claims one request from the run's budget.
+func (c *conn) take() bool {
+	if c.o.Requests == 0 {
+		return true
+	}
+	for {
+		left := c.budget.Load()
+		if left == 0 {
+			return false
+		}
+		if c.budget.CompareAndSwap(left, left-1) {
+			return true
+		}
+	}
+}
+
+// run sends until ctx ends or the budget is spent, waits for the answers in flight and says
+// DISCONNECT. Errors are recorded with fail.
+func (c *conn) run(ctx context.Context, start time.Time, id int) {
+	c.start = start
+	go c.read()
+	c.write(ctx, id)
+	c.drain()
+	c.closing.Store(true)
+	if err := c.nc.SetDeadline(time.Now().Add(c.o.Timeout)); err == nil {
+		c.nc.Write(spop.AppendDisconnect(nil)) // a peer already gone is reported by the reader
+	}
+	<-c.readDone
+}
+
+// write is the sending loop.
+func (c *conn) write(ctx context.Context, id int) {
+	var interval, next time.Duration
+	if c.o.Rate > 0 {
+		interval = time.Duration(float64(c.o.Connections) / c.o.Rate * float64(time.Second))
+		next = interval * time.Duration(id) / time.Duration(c.o.Connections) // stagger connections
+	}
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	for {
+		var s int
+		select {
+		case s = <-c.free:
+		default:
+			wait.Reset(c.o.Timeout)
+			select {
+			case s = <-c.free:
+				wait.Stop()
+			case <-ctx.Done():
+				return
+			case <-c.failed:
+				return
+			case <-wait.C:
+				c.fail(fmt.Errorf("%w: no answer within %s (%d frames in flight)", ErrProtocol, c.o.Timeout, c.pipeline))
+				return
+			}
+		}
+		due := time.Since(c.start)
+		if interval > 0 {
+			if d := next - due; d > 0 {
+				wait.Reset(d)
+				select {
+				case <-wait.C:
+				case <-ctx.Done():
+					c.free <- s
+					return
+				case <-c.failed:
+					return
+				}
+			}
+			due, next = next, next+interval
+		}
+		if ctx.Err() != nil || !c.take() {
+			c.free <- s
+			return
+		}
+		c.wbuf = c.appendNotify(c.wbuf[:0], s, due)
+		// Frames already due go out in the same write.
+		for len(c.wbuf) < batchBytes {
+			if interval > 0 && next > time.Since(c.start) {
+				break
+			}
+			more, ok := c.tryFree()
+			if !ok {
+				break
+			}
+			if !c.take() {
+				c.free <- more
+				break
+			}
+			due := time.Since(c.start)
+			if interval > 0 {
+				due, next = next, next+interval
+			}
+			c.wbuf = c.appendNotify(c.wbuf, more, due)
+		}
+		if _, err := c.nc.Write(c.wbuf); err != nil {
+			if c.closing.Load() {
+				return
+			}
+			c.fail(fmt.Errorf("%w: send NOTIFY: %v", ErrProtocol, err))
+			return
+		}
+	}
+}
+
+// tryFree returns a free slot if one is free now.
+func (c *conn) tryFree() (int, bool) {
+	select {
+	case s := <-c.free:
+		return s, true
+	default:
+		return 0, false
+	}
+}
+
+// appendNotify appends the NOTIFY frame of one request on slot s, as HAProxy sends the
+// stickyseat message: key (a string, like req.hdr) and, when set, pool.
+func (c *conn) appendNotify(b []byte, s int, due time.Duration) []byte {
+	c.seq++
+	stream := c.seq*uint64(c.pipeline) + uint64(s)
+	c.slots[s].due.Store(int64(due))
+	c.slots[s].stream.Store(stream)
+	start := len(b)
+	b = spop.AppendHeader(b, spop.Header{Type: spop.TypeNotify, Flags: spop.FlagFin, StreamID: stream, FrameID: 1})
+	b = appendName(b, agent.MessageName)
+	nargs := byte(1)
+	if c.o.Pool != "" {
+		nargs = 2
+	}
+	b = append(b, nargs)
+	b = appendName(b, agent.ArgKey)
+	var fresh bool
+	c.kbuf, fresh = c.keys.appendKey(c.kbuf[:0])
+	b = appendStringValue(b, c.kbuf)
+	if c.o.Pool != "" {
+		b = appendName(b, agent.ArgPool)
+		b = appendStringValue(b, []byte(c.o.Pool))
+	}
+	c.sent++
+	if fresh {
+		c.newKeys++
+	}
+	return spop.Finish(b, start)
+}
+
+func appendName(b []byte, s string) []byte {
+	return append(spop.AppendVarint(b, uint64(len(s))), s...)
+}
+
+func appendStringValue(b, s []byte) []byte {
+	return append(spop.AppendVarint(append(b, spop.DataString), uint64(len(s))), s...)
+}
+
+// drain waits until every slot is free again: all answers in flight have arrived.
+func (c *conn) drain() {
+	wait := time.NewTimer(c.o.Timeout)
+	defer wait.Stop()
+	for got := 0; got < c.pipeline; got++ {
+		select {
+		case <-c.free:
+		case <-c.failed:
+			return
+		case <-wait.C:
+			c.fail(fmt.Errorf("%w: %d answers missing %s after the last request", ErrProtocol, c.pipeline-got, c.o.Timeout))
+			return
+		}
+	}
+}
+
+// read is the receiving loop; it ends when the connection closes.
+func (c *conn) read() {
+	defer close(c.readDone)
+	for {
+		body, err := c.readFrame()
+		if err != nil {
+			if !c.closing.Load() {
+				c.fail(fmt.Errorf("%w: read: %v", ErrProtocol, err))
+			}
+			c.nc.Close()
+			return
+		}
+		h, payload, err := spop.ReadHeader(body)
+		if err == nil {
+			switch h.Type {
+			case spop.TypeAck:
+				err = c.ack(h, payload)
+			case spop.TypeAgentDisconnect:
+				if c.closing.Load() {
+					c.nc.Close()
+					return
+				}
+				err = disconnectError(payload)
+			default:
+				err = fmt.Errorf("unexpected frame type %d", h.Type)
+			}
+		}
+		if err != nil {
+			c.fail(fmt.Errorf("%w: %v", ErrProtocol, err))
+			c.nc.Close()
+			return
+		}
+		c.br.Discard(4 + len(body))
+	}
+}
+
+// disconnectError describes an AGENT-DISCONNECT the agent sent on its own.
+func disconnectError(payload []byte) error {
+	kvs, err := spop.ReadKVs(payload)
+	if err != nil {
+		return fmt.Errorf("AGENT-DISCONNECT: %v", err)
+	}
+	var msg string
+	for _, kv := range kvs {
+		if kv.Name == "message" {
+			msg = kv.Value.String()
+		}
+	}
+	code, _ := spop.ItemUint(kvs, "status-code")
+	return fmt.Errorf("agent disconnected: status %d %q", code, msg)
+}
+
+// errContract is an ACK that parses but breaks DESIGN.md's contract.
+var errContract = errors.New("answer breaks the contract")
+
+// ack checks and counts one ACK.
+func (c *conn) ack(h spop.Header, payload []byte) error {
+	now := time.Since(c.start)
+	s := int(h.StreamID % uint64(c.pipeline))
+	if h.StreamID == 0 || c.slots[s].stream.Load() != h.StreamID {
+		return fmt.Errorf("ACK for stream %d, which has no request in flight", h.StreamID)
+	}
+	if h.FrameID != 1 {
+		return fmt.Errorf("ACK for stream %d frame %d, want frame 1", h.StreamID, h.FrameID)
+	}
+	status, server, err := readAnswer(payload)
+	if err != nil {
+		return fmt.Errorf("ACK for stream %d: %w", h.StreamID, err)
+	}
+	if status < 0 {
+		return fmt.Errorf("%w: ACK for stream %d sets no %s", errContract, h.StreamID, agent.VarStatus)
+	}
+	seated := assign.Statuses[status].Seated()
+	if seated != (server != nil) || (seated && len(server) == 0) {
+		return fmt.Errorf("%w: status %s with server %q", errContract, statusNames[status], server)
+	}
+	c.hist.Record(now - time.Duration(c.slots[s].due.Load()))
+	c.statuses[status]++
+	c.answered++
+	c.lastAnswer = now
+	c.slots[s].stream.Store(0)
+	c.free <- s
+	return nil
+}
+
+// readAnswer finds txn.stickyseat.status (its index in statusNames, -1 when absent) and
+// .server (nil when absent) in an ACK payload without allocating.
+func readAnswer(p []byte) (status int, server []byte, err error) {
+	status = -1
+	for len(p) > 0 {
+		if len(p) < 3 {
+			return 0, nil, spop.ErrShort
+		}
+		typ, nargs, scope := p[0], p[1], p[2]
+		p = p[3:]
+		n, l, err := spop.Varint(p)
+		if err != nil || n > uint64(len(p)-l) {
+			return 0, nil, fmt.Errorf("action name: %w", spop.ErrShort)
+		}
+		name := p[l : l+int(n)]
+		p = p[l+int(n):]
+		switch {
+		case typ == spop.ActionSetVar && nargs == 3:
+		case typ == spop.ActionUnsetVar && nargs == 2:
+			continue
+		default:
+			return 0, nil, fmt.Errorf("action type %d with %d args", typ, nargs)
+		}
+		v, m, err := spop.ReadValue(p)
+		if err != nil {
+			return 0, nil, fmt.Errorf("variable %q: %w", name, err)
+		}
+		p = p[m:]
+		if scope != spop.ScopeTransaction {
+			return 0, nil, fmt.Errorf("%w: variable %q in scope %d, want transaction", errContract, name, scope)
+		}
+		switch string(name) {
+		case agent.VarStatus:
+			if v.Kind != spop.DataString {
+				return 0, nil, fmt.Errorf("%w: %s of data type %d, want string", errContract, name, v.Kind)
+			}
+			status = -2
+			for i, s := range statusNames {
+				if string(v.Bytes) == s {
+					status = i
+				}
+			}
+			if status == -2 {
+				return 0, nil, fmt.Errorf("%w: unknown status %q", errContract, v.Bytes)
+			}
+		case agent.VarServer:
+			if v.Kind != spop.DataString {
+				return 0, nil, fmt.Errorf("%w: %s of data type %d, want string", errContract, name, v.Kind)
+			}
+			server = v.Bytes
+			if server == nil {
+				server = []byte{}
+			}
+		}
+	}
+	return status, server, nil
+}

@@ -64,6 +64,10 @@ type Options struct {
 	// absent or empty; the rule under "" applies to pools not listed. No rule: such a
 	// message is answered invalid.
 	KeyRules map[string]KeyRule
+	// OnDecision, when set, is told of every answer (metrics): the pool decided in (empty
+	// when unknown), the status and how long the decision took. It must be fast and safe
+	// for concurrent use.
+	OnDecision func(pool string, status assign.Status, took time.Duration)
 	// Logger receives lifecycle events; per-message lines are Debug only.
 	Logger zerolog.Logger
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/negasus/haproxy-spoe-go/action"
 	"github.com/negasus/haproxy-spoe-go/message"
@@ -45,8 +46,12 @@ func (a *Agent) handle(req *request.Request) {
 		if m.Name != MessageName {
 			continue
 		}
+		start := time.Now()
 		d := a.decide(m)
 		a.answer(req, d)
+		if a.opts.OnDecision != nil {
+			a.opts.OnDecision(d.Pool, d.Status, time.Since(start))
+		}
 		if d.Err != nil && a.log.Debug().Enabled() {
 			a.log.Debug().Uint64("stream_id", req.StreamID).Str("status", d.Status.String()).Err(d.Err).Msg("no seat")
 		}

@@ -22,6 +22,8 @@ func (c *counters) count(s assign.Status) {
 type Stats struct {
 	// Connections accepted.
 	Connections uint64
+	// Open is the number of connections being served now.
+	Open int
 	// Frames is NOTIFY frames handled.
 	Frames uint64
 	// Decisions counts answers by status name (hit, new, moved, full, invalid, error);
@@ -37,7 +39,11 @@ type Stats struct {
 
 // Stats returns the agent's counters.
 func (a *Agent) Stats() Stats {
+	a.mu.Lock()
+	open := len(a.conns)
+	a.mu.Unlock()
 	s := Stats{
+		Open:               open,
 		Connections:        a.stats.conns.Load(),
 		Frames:             a.stats.frames.Load(),
 		Panics:             a.stats.panics.Load(),

@@ -46,6 +46,8 @@ type ServerRef struct {
 // Decision is what the agent answers HAProxy.
 type Decision struct {
 	Status Status
+	// Pool is the pool decided in; empty when the request named none that exists.
+	Pool string
 	// Server is set when the user holds a seat (hit, new, moved).
 	Server string
 	// Previous is the server a moved user left.
@@ -84,8 +86,8 @@ type compiled struct {
 
 type compiledPool struct {
 	name    string
-	req     store.Request // Pool, Servers and Idle filled; Key per call
-	servers []Server      // as configured, for the health view
+	req     store.Request  // Pool, Servers and Idle filled; Key per call
+	servers []Server       // as configured, for the health view
 	touch   []store.Server // req.Servers, none accepting: refresh without granting
 	grace   time.Duration
 	policy  DownPolicy
@@ -153,7 +155,7 @@ func (a *Assigner) Decide(ctx context.Context, req Request) Decision {
 		return Decision{Status: StatusInvalid, Err: ErrNoPool}
 	}
 	if req.Key == "" {
-		return Decision{Status: StatusInvalid, Err: ErrNoKey}
+		return Decision{Status: StatusInvalid, Pool: p.name, Err: ErrNoKey}
 	}
 	sr := p.req // copy: Servers is shared read-only
 	if req.Health || a.health.tracking() {
@@ -161,14 +163,14 @@ func (a *Assigner) Decide(ctx context.Context, req Request) Decision {
 	}
 	if len(sr.Servers) == 0 {
 		// Every server is down: nobody can be seated or kept.
-		return Decision{Status: StatusFull}
+		return Decision{Status: StatusFull, Pool: p.name}
 	}
 	sr.Key = NormalizeKey(req.Key)
 	res, err := a.store.Assign(ctx, sr)
 	if err != nil {
-		return Decision{Status: StatusError, Err: fmt.Errorf("assign in pool %q: %w", p.name, err)}
+		return Decision{Status: StatusError, Pool: p.name, Err: fmt.Errorf("assign in pool %q: %w", p.name, err)}
 	}
-	d := Decision{Server: res.Server, Previous: res.Previous}
+	d := Decision{Pool: p.name, Server: res.Server, Previous: res.Previous}
 	switch res.Outcome {
 	case store.OutcomeHit:
 		d.Status = StatusHit
@@ -179,10 +181,10 @@ func (a *Assigner) Decide(ctx context.Context, req Request) Decision {
 	case store.OutcomeFull:
 		d.Status, d.Server = StatusFull, ""
 	default:
-		return Decision{Status: StatusError, Err: fmt.Errorf("assign in pool %q: store answered outcome %d", p.name, res.Outcome)}
+		return Decision{Status: StatusError, Pool: p.name, Err: fmt.Errorf("assign in pool %q: store answered outcome %d", p.name, res.Outcome)}
 	}
 	if d.Status != StatusFull && d.Server == "" {
-		return Decision{Status: StatusError, Err: fmt.Errorf("assign in pool %q: store answered %s without a server", p.name, res.Outcome)}
+		return Decision{Status: StatusError, Pool: p.name, Err: fmt.Errorf("assign in pool %q: store answered %s without a server", p.name, res.Outcome)}
 	}
 	return d
 }

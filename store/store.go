@@ -100,3 +100,12 @@ func (r Request) Validate() error {
 	}
 	return nil
 }
+
+// Seat is one live seat, as operators see it.
+type Seat struct {
+	Key      string
+	Server   string
+	LastSeen time.Time
+	// Expires is when the seat frees if its user does not come back.
+	Expires time.Time
+}

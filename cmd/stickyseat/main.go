@@ -38,12 +38,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			serveCommand(),
 			haproxyConfigCommand(),
 			checkConfigCommand(),
+			benchCommand(),
+			adminCommand(),
 		},
 	}
 	app.OnUsageError = usageError
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = usageError
-		cmd.Before = noArgs
+		if len(cmd.Subcommands) == 0 {
+			cmd.Before = noArgs
+		}
 	}
 	return app.RunContext(ctx, args)
 }

@@ -7,8 +7,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/stickyseat/stickyseat/admin"
 	"github.com/stickyseat/stickyseat/agent"
 	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/metrics"
 )
 
 func serveCommand() *cli.Command {
@@ -20,6 +22,9 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "key-fallback", Usage: "when no key is found: src uses the client address (the message must send src=src); empty answers invalid", EnvVars: []string{"STICKYSEAT_KEY_FALLBACK"}},
 		&cli.StringFlag{Name: "haproxy-socket", Usage: "this node's HAProxy runtime API (stats socket path or host:port): seats of users with an open connection are kept alive (needs haproxy-config --track-connections)", EnvVars: []string{"STICKYSEAT_HAPROXY_SOCKET"}},
 		&cli.StringFlag{Name: "keepalive-interval", Value: "10s", Usage: "how often --haproxy-socket is read; keep it well below --idle-timeout", EnvVars: []string{"STICKYSEAT_KEEPALIVE_INTERVAL"}},
+		&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics on this address at /metrics (default off)", EnvVars: []string{"STICKYSEAT_METRICS_LISTEN"}},
+		&cli.StringFlag{Name: "admin-listen", Usage: "serve the status page and admin API on this address (default off; loopback unless --admin-token is set)", EnvVars: []string{"STICKYSEAT_ADMIN_LISTEN"}},
+		&cli.StringFlag{Name: "admin-token", Usage: "token the admin API and page require (Authorization: Bearer, or ?token=); required off loopback", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN"}},
 		&cli.IntFlag{Name: "max-connections", Value: 1024, Usage: "SPOP connections served at once; more are closed at once (each HAProxy process opens a few per agent)", EnvVars: []string{"STICKYSEAT_MAX_CONNECTIONS"}},
 		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},
 	}
@@ -42,6 +47,9 @@ type serveConfig struct {
 	MaxFrameSize    uint32
 	MaxConnections  int
 	HAProxySocket   string
+	MetricsListen   string
+	AdminListen     string
+	AdminToken      string
 	KeepAlive       time.Duration
 	Pools           pools
 	Store           storeConfig
@@ -72,6 +80,18 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 		return cfg, err
 	}
 	cfg.HAProxySocket = c.String("haproxy-socket")
+	cfg.MetricsListen, cfg.AdminListen, cfg.AdminToken = c.String("metrics-listen"), c.String("admin-listen"), c.String("admin-token")
+	for _, f := range []struct{ flag, addr string }{{"metrics-listen", cfg.MetricsListen}, {"admin-listen", cfg.AdminListen}} {
+		if f.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(f.addr); err != nil {
+			return cfg, fmt.Errorf("--%s: %q is not host:port", f.flag, f.addr)
+		}
+	}
+	if cfg.AdminListen != "" && cfg.AdminToken == "" && !isLoopback(cfg.AdminListen) {
+		return cfg, fmt.Errorf("--admin-listen: %s is not a loopback address: set --admin-token", cfg.AdminListen)
+	}
 	if cfg.KeepAlive, err = parseDuration(c.String("keepalive-interval")); err != nil {
 		return cfg, fmt.Errorf("--keepalive-interval: %w", err)
 	}
@@ -90,32 +110,46 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st, kind, closeStore, err := openStore(c.Context, cfg.Store, log)
+	st, err := openStore(c.Context, cfg.Store, log)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
-	assigner, err := assign.New(cfg.Pools.Policy, st, assign.Options{})
+	defer st.close()
+	assigner, err := assign.New(cfg.Pools.Policy, st.seats, assign.Options{})
 	if err != nil {
 		return err
 	}
+	adm := admin.New(cfg.Pools.Policy, assigner, st.inspect, st.overrides, admin.Options{Token: cfg.AdminToken, Logger: log})
+	if err := adm.Sync(c.Context); err != nil {
+		log.Warn().Err(err).Msg("cannot read run-time changes at start")
+	}
+	go adm.Run(c.Context, time.Second)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
-	a := agent.New(assigner, agent.Options{
+	var a *agent.Agent
+	m := metrics.New(metrics.Sources{Version: version, Agent: func() agent.Stats { return a.Stats() }, Pools: adm.Pools, Store: st.stats})
+	a = agent.New(assigner, agent.Options{
+		OnDecision:      m.ObserveDecision,
 		DecisionTimeout: cfg.DecisionTimeout,
 		MaxFrameSize:    cfg.MaxFrameSize,
 		MaxConnections:  cfg.MaxConnections,
 		KeyRules:        cfg.Pools.KeyRules,
 		Logger:          log,
 	})
-	log.Info().Str("listen", ln.Addr().String()).Str("store", kind).Str("config", cfg.Pools.Source).
+	log.Info().Str("listen", ln.Addr().String()).Str("store", st.kind).Str("config", cfg.Pools.Source).
 		Strs("pools", poolSummaries(cfg.Pools)).Str("version", version).
 		Msg("stickyseat agent started")
 	tables := newTables(cfg.Pools)
+	if err := serveHTTP(c.Context, log, cfg.MetricsListen, "metrics", metricsMux(m)); err != nil {
+		return err
+	}
+	if err := serveHTTP(c.Context, log, cfg.AdminListen, "admin", adm.Handler()); err != nil {
+		return err
+	}
 	go reloadLoop(c, log, func(p pools) error {
-		if err := assigner.Reload(p.Policy); err != nil {
+		if err := adm.SetBase(c.Context, p.Policy); err != nil {
 			return err
 		}
 		a.SetKeyRules(p.KeyRules)

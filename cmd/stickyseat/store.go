@@ -10,7 +10,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/stickyseat/stickyseat/admin"
 	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/metrics"
 	"github.com/stickyseat/stickyseat/store/memory"
 	"github.com/stickyseat/stickyseat/store/redis"
 )
@@ -61,18 +63,29 @@ func storeConfigFromFlags(c *cli.Context, decisionTimeout time.Duration) (storeC
 	return cfg, nil
 }
 
-// openStore builds the configured store and returns it with what stops it.
-func openStore(ctx context.Context, cfg storeConfig, log zerolog.Logger) (assign.Store, string, func(), error) {
+// openedStore is the configured store in the roles the agent's parts need.
+type openedStore struct {
+	seats     assign.Store
+	inspect   admin.Store
+	overrides admin.Overrides
+	stats     metrics.StoreStats // nil for memory
+	kind      string
+	close     func()
+}
+
+// openStore builds the configured store.
+func openStore(ctx context.Context, cfg storeConfig, log zerolog.Logger) (openedStore, error) {
 	if cfg.RedisURL == "" {
 		st := memory.New(memory.Options{})
 		ctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { st.Run(ctx); close(done) }()
-		return st, "memory", func() { cancel(); <-done }, nil
+		return openedStore{seats: st, inspect: st, overrides: &admin.LocalOverrides{}, kind: "memory",
+			close: func() { cancel(); <-done }}, nil
 	}
 	uo, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("--redis: %w", err)
+		return openedStore{}, fmt.Errorf("--redis: %w", err)
 	}
 	// go-redis logs every failed dial through a package-level logger; route it to Debug so
 	// an outage is reported once per interval by the store, not once per connection attempt.
@@ -88,7 +101,7 @@ func openStore(ctx context.Context, cfg storeConfig, log zerolog.Logger) (assign
 		// status=error (fail-closed) and the client keeps reconnecting.
 		log.Warn().Err(err).Strs("redis", uo.Addrs).Msg("redis not reachable at start; answering status=error until it is")
 	}
-	return st, "redis", func() { client.Close() }, nil
+	return openedStore{seats: st, inspect: st, overrides: st, stats: st, kind: "redis", close: func() { client.Close() }}, nil
 }
 
 type redisLogger struct{ log zerolog.Logger }

@@ -257,6 +257,20 @@ func WaitBound(p *Process, addr string, d time.Duration) error {
 	}
 }
 
+// LogField returns the field of the first JSON log line with the given message ("" when
+// there is none yet), e.g. LogField(p.Output(), "admin listening", "admin_listen").
+func LogField(out, message, field string) string {
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["message"] == message {
+			v, _ := line[field].(string)
+			return v
+		}
+	}
+	return ""
+}
+
 // agentAddr finds the listen address in the agent's start-up log line.
 func agentAddr(out string) string {
 	sc := bufio.NewScanner(strings.NewReader(out))

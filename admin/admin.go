@@ -1,0 +1,322 @@
+// Package admin lets operators see and act on seats at run time: a JSON API, an HTML status
+// page in the spirit of HAProxy's stats page, and run-time changes (drain, quota) that, with
+// Redis, every agent applies.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/store"
+)
+
+// Store reads and edits seats for operators; both seat stores implement it.
+type Store interface {
+	// LiveCounts returns the live seats on each listed server (servers with none absent).
+	LiveCounts(ctx context.Context, pool string, servers []string, idle time.Duration) (map[string]int, error)
+	// LiveSeats returns up to limit live seats, most recently seen first.
+	LiveSeats(ctx context.Context, pool string, servers []string, idle time.Duration, limit int) ([]store.Seat, error)
+	// LiveSeat returns one user's live seat.
+	LiveSeat(ctx context.Context, pool, key string, idle time.Duration) (store.Seat, bool, error)
+	// Evict frees a user's seat; it reports whether there was one.
+	Evict(ctx context.Context, pool, key string) (bool, error)
+}
+
+// Overrides keep operators' run-time changes where every agent sharing the seats reads them:
+// field "pool/server", value "state=drain,quota=5".
+type Overrides interface {
+	Overrides(ctx context.Context) (map[string]string, error)
+	SetOverride(ctx context.Context, field, value string) error
+}
+
+// Reloader takes a new configuration (assign.Assigner).
+type Reloader interface {
+	Reload(cfg assign.Config) error
+}
+
+// LocalOverrides keeps run-time changes in this process, for the memory store.
+type LocalOverrides struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// Overrides returns a copy of the changes.
+func (l *LocalOverrides) Overrides(context.Context) (map[string]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]string, len(l.m))
+	for k, v := range l.m {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// SetOverride records or (value "") clears a change.
+func (l *LocalOverrides) SetOverride(_ context.Context, field, value string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]string{}
+	}
+	if value == "" {
+		delete(l.m, field)
+	} else {
+		l.m[field] = value
+	}
+	return nil
+}
+
+// Admin applies run-time changes on top of the configuration and serves the operators' API.
+type Admin struct {
+	store     Store
+	overrides Overrides
+	reloader  Reloader
+	token     string
+	log       zerolog.Logger
+	now       func() time.Time
+
+	mu      sync.Mutex
+	base    assign.Config
+	applied string // the overrides last applied, canonical form
+	current assign.Config
+}
+
+// Options tune an Admin.
+type Options struct {
+	// Token, when set, is required on every API call and page (Authorization: Bearer, or the
+	// token form/query field).
+	Token  string
+	Logger zerolog.Logger
+}
+
+// New returns an Admin for the configuration base, already applied by the caller.
+func New(base assign.Config, r Reloader, st Store, ov Overrides, opts Options) *Admin {
+	return &Admin{store: st, overrides: ov, reloader: r, token: opts.Token, now: time.Now,
+		log: opts.Logger.With().Str("component", "admin").Logger(), base: base, current: base}
+}
+
+// SetBase replaces the configuration (a config file reload) and applies the run-time changes
+// on top of it.
+func (a *Admin) SetBase(ctx context.Context, cfg assign.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ov, err := a.overrides.Overrides(ctx)
+	if err != nil {
+		a.log.Warn().Err(err).Msg("cannot read run-time changes; applying the file alone")
+		ov = nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.applyLocked(cfg, ov)
+}
+
+// Sync applies the shared run-time changes if another agent (or this one) changed them.
+func (a *Admin) Sync(ctx context.Context) error {
+	ov, err := a.overrides.Overrides(ctx)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if canonical(ov) == a.applied {
+		return nil
+	}
+	return a.applyLocked(a.base, ov)
+}
+
+// Run calls Sync every interval until ctx ends, logging failures when they start.
+func (a *Admin) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := a.Sync(ctx)
+		if err != nil && !failing {
+			a.log.Warn().Err(err).Msg("cannot read run-time changes; keeping the last ones")
+		}
+		failing = err != nil
+	}
+}
+
+// Current is the configuration in force (file plus run-time changes).
+func (a *Admin) Current() assign.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.current
+}
+
+func (a *Admin) applyLocked(base assign.Config, ov map[string]string) error {
+	cfg := cloneConfig(base)
+	for field, value := range ov {
+		pool, server, _ := strings.Cut(field, "/")
+		s := findServer(&cfg, pool, server)
+		if s == nil {
+			continue // a change for a server the file no longer has
+		}
+		st, quota, err := parseOverride(value)
+		if err != nil {
+			a.log.Warn().Str("field", field).Err(err).Msg("ignoring a malformed run-time change")
+			continue
+		}
+		if st != nil {
+			s.State = *st
+		}
+		if quota > 0 {
+			s.Quota = quota
+		}
+	}
+	if err := a.reloader.Reload(cfg); err != nil {
+		return err
+	}
+	a.base, a.current, a.applied = base, cfg, canonical(ov)
+	a.log.Info().Str("changes", a.applied).Msg("run-time changes applied")
+	return nil
+}
+
+// SetState drains (StateDrain) or undrains (StateUp) a server at run time.
+func (a *Admin) SetState(ctx context.Context, pool, server string, st assign.State) error {
+	return a.change(ctx, pool, server, func(o *override) { o.state = &st })
+}
+
+// SetQuota changes a server's quota at run time; 0 returns to the configured one.
+func (a *Admin) SetQuota(ctx context.Context, pool, server string, quota int) error {
+	if quota < 0 {
+		return fmt.Errorf("quota must not be negative, got %d", quota)
+	}
+	return a.change(ctx, pool, server, func(o *override) { o.quota = quota })
+}
+
+type override struct {
+	state *assign.State
+	quota int
+}
+
+// ErrNotFound is returned for an unknown pool or server.
+var ErrNotFound = errors.New("not found")
+
+func (a *Admin) change(ctx context.Context, pool, server string, edit func(*override)) error {
+	a.mu.Lock()
+	base := a.base
+	a.mu.Unlock()
+	var configured *assign.Server
+	for i := range base.Pools {
+		if base.Pools[i].Name == pool {
+			for j := range base.Pools[i].Servers {
+				if base.Pools[i].Servers[j].Name == server {
+					configured = &base.Pools[i].Servers[j]
+				}
+			}
+		}
+	}
+	if configured == nil {
+		return fmt.Errorf("server %q of pool %q: %w", server, pool, ErrNotFound)
+	}
+	all, err := a.overrides.Overrides(ctx)
+	if err != nil {
+		return err
+	}
+	field := pool + "/" + server
+	st, quota, _ := parseOverride(all[field])
+	o := override{state: st, quota: quota}
+	edit(&o)
+	if o.state != nil && *o.state == configured.State {
+		o.state = nil // back to the file's state
+	}
+	if o.quota == configured.Quota {
+		o.quota = 0
+	}
+	if err := a.overrides.SetOverride(ctx, field, formatOverride(o)); err != nil {
+		return err
+	}
+	return a.Sync(ctx)
+}
+
+func parseOverride(v string) (*assign.State, int, error) {
+	var st *assign.State
+	quota := 0
+	for _, part := range strings.Split(v, ",") {
+		if part == "" {
+			continue
+		}
+		k, val, _ := strings.Cut(part, "=")
+		switch k {
+		case "state":
+			s, err := assign.ParseState(val)
+			if err != nil {
+				return nil, 0, err
+			}
+			st = &s
+		case "quota":
+			n, err := strconv.Atoi(val)
+			if err != nil || n <= 0 {
+				return nil, 0, fmt.Errorf("bad quota %q", val)
+			}
+			quota = n
+		default:
+			return nil, 0, fmt.Errorf("unknown change %q", k)
+		}
+	}
+	return st, quota, nil
+}
+
+func formatOverride(o override) string {
+	var parts []string
+	if o.state != nil {
+		parts = append(parts, "state="+o.state.String())
+	}
+	if o.quota > 0 {
+		parts = append(parts, "quota="+strconv.Itoa(o.quota))
+	}
+	return strings.Join(parts, ",")
+}
+
+func canonical(ov map[string]string) string {
+	keys := make([]string, 0, len(ov))
+	for k := range ov {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s:%s;", k, ov[k])
+	}
+	return b.String()
+}
+
+func cloneConfig(c assign.Config) assign.Config {
+	out := assign.Config{Pools: make([]assign.Pool, len(c.Pools))}
+	for i, p := range c.Pools {
+		p.Servers = append([]assign.Server(nil), p.Servers...)
+		out.Pools[i] = p
+	}
+	return out
+}
+
+func findServer(c *assign.Config, pool, server string) *assign.Server {
+	for i := range c.Pools {
+		if c.Pools[i].Name != pool {
+			continue
+		}
+		for j := range c.Pools[i].Servers {
+			if c.Pools[i].Servers[j].Name == server {
+				return &c.Pools[i].Servers[j]
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+// Package metrics exposes stickyseat's Prometheus metrics: decisions by status and their
+// latency, seats used and quota per server, server state, store errors and round trips,
+// SPOP connections and frames, build info.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stickyseat/stickyseat/admin"
+	"github.com/stickyseat/stickyseat/agent"
+	"github.com/stickyseat/stickyseat/assign"
+)
+
+// StoreStats are the counters a store keeps (the Redis store; nil for memory).
+type StoreStats interface {
+	Errors() uint64
+	RoundTrips() uint64
+	CacheHits() uint64
+}
+
+// Sources are what the metrics read at scrape time.
+type Sources struct {
+	Version string
+	// Agent returns the agent's counters.
+	Agent func() agent.Stats
+	// Pools returns the pools with their servers' seats (admin.Admin.Pools).
+	Pools func(ctx context.Context, limit int) ([]admin.PoolView, error)
+	// Store, when set, adds the store's error and round-trip counters.
+	Store StoreStats
+}
+
+// Metrics holds a registry of its own (no global state).
+type Metrics struct {
+	reg       *prometheus.Registry
+	decisions *prometheus.CounterVec
+	latency   prometheus.Histogram
+}
+
+// New registers every metric.
+func New(src Sources) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stickyseat_decisions_total", Help: "Answers to HAProxy by pool and status (hit, new, moved, full, invalid, error).",
+		}, []string{"pool", "status"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "stickyseat_decision_duration_seconds",
+			Help:    "Time from a message's decoding to its answer, store included.",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}),
+	}
+	m.reg.MustRegister(m.decisions, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "stickyseat_build_info", Help: "Always 1; the labels say which build runs.",
+		ConstLabels: prometheus.Labels{"version": src.Version, "go_version": runtime.Version()}})
+	build.Set(1)
+	m.reg.MustRegister(build)
+	if src.Agent != nil {
+		counter := func(name, help string, f func(agent.Stats) uint64) {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(src.Agent())) }))
+		}
+		counter("stickyseat_spop_connections_total", "SPOP connections accepted.", func(s agent.Stats) uint64 { return s.Connections })
+		counter("stickyseat_spop_frames_total", "NOTIFY frames answered.", func(s agent.Stats) uint64 { return s.Frames })
+		counter("stickyseat_spop_bad_frames_total", "Connections closed by the frame guard.", func(s agent.Stats) uint64 { return s.BadFrames })
+		counter("stickyseat_spop_refused_connections_total", "Connections closed beyond --max-connections.", func(s agent.Stats) uint64 { return s.RefusedConnections })
+		counter("stickyseat_panics_total", "Panics recovered (handler or decoder).", func(s agent.Stats) uint64 { return s.Panics })
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stickyseat_spop_connections", Help: "SPOP connections open now."},
+			func() float64 { return float64(src.Agent().Open) }))
+	}
+	if src.Store != nil {
+		st := src.Store
+		m.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stickyseat_store_errors_total", Help: "Store calls that failed."}, func() float64 { return float64(st.Errors()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stickyseat_store_round_trips_total", Help: "Round trips to Redis."}, func() float64 { return float64(st.RoundTrips()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stickyseat_cache_hits_total", Help: "Decisions answered from the local hit cache, without Redis."}, func() float64 { return float64(st.CacheHits()) }),
+		)
+	}
+	if src.Pools != nil {
+		m.reg.MustRegister(&seatsCollector{pools: src.Pools})
+	}
+	return m
+}
+
+// ObserveDecision counts one answer; agent.Options.OnDecision.
+func (m *Metrics) ObserveDecision(pool string, status assign.Status, took time.Duration) {
+	m.decisions.WithLabelValues(pool, status.String()).Inc()
+	m.latency.Observe(took.Seconds())
+}
+
+// Handler serves the metrics in Prometheus's text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// seatsCollector reads seats at scrape time: they live in the store, not in counters.
+type seatsCollector struct {
+	pools func(ctx context.Context, limit int) ([]admin.PoolView, error)
+}
+
+var (
+	usedDesc  = prometheus.NewDesc("stickyseat_seats_used", "Live seats (distinct users) on a server.", []string{"pool", "server"}, nil)
+	quotaDesc = prometheus.NewDesc("stickyseat_seats_quota", "A server's quota in force.", []string{"pool", "server"}, nil)
+	stateDesc = prometheus.NewDesc("stickyseat_server_state", "1 for the server's state in force (up, drain, down).", []string{"pool", "server", "state"}, nil)
+	upDesc    = prometheus.NewDesc("stickyseat_seats_scrape_ok", "1 when the seats could be read from the store.", nil, nil)
+)
+
+func (c *seatsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- usedDesc
+	ch <- quotaDesc
+	ch <- stateDesc
+	ch <- upDesc
+}
+
+func (c *seatsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	pools, err := c.pools(ctx, 0)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
+	for _, p := range pools {
+		for _, s := range p.Servers {
+			ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(s.Used), p.Name, s.Name)
+			ch <- prometheus.MustNewConstMetric(quotaDesc, prometheus.GaugeValue, float64(s.Quota), p.Name, s.Name)
+			for _, st := range []string{"up", "drain", "down"} {
+				v := 0.0
+				if st == s.State {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, v, p.Name, s.Name, st)
+			}
+		}
+	}
+}

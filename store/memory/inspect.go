@@ -1,0 +1,68 @@
+package memory
+
+import (
+	"context"
+	"time"
+
+	"github.com/stickyseat/stickyseat/store"
+)
+
+// LiveCounts returns the live seats on each server of the pool (servers with none are
+// absent). The servers and idle arguments are those of the Redis store's method of the same
+// name; the memory store knows both already.
+func (s *Store) LiveCounts(_ context.Context, pool string, _ []string, _ time.Duration) (map[string]int, error) {
+	return s.Usage(pool), nil
+}
+
+// LiveSeats returns up to limit live seats of the pool, most recently seen first.
+func (s *Store) LiveSeats(_ context.Context, pool string, _ []string, _ time.Duration, limit int) ([]store.Seat, error) {
+	p := s.lookup(pool)
+	if p == nil {
+		return nil, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := s.now()
+	p.expire(now)
+	var out []store.Seat
+	for st := p.tail; st != nil && len(out) < limit; st = st.prev {
+		last := s.epoch.Add(time.Duration(st.lastSeen))
+		out = append(out, store.Seat{Key: st.key, Server: p.names[st.server], LastSeen: last, Expires: last.Add(time.Duration(p.idle))})
+	}
+	return out, nil
+}
+
+// Evict frees the user's seat at once; the next request is a newcomer's. It reports whether
+// a live seat was freed.
+func (s *Store) Evict(_ context.Context, pool, key string) (bool, error) {
+	p := s.lookup(pool)
+	if p == nil {
+		return false, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expire(s.now())
+	st, ok := p.seats[key]
+	if !ok {
+		return false, nil
+	}
+	p.remove(st)
+	return true, nil
+}
+
+// LiveSeat returns the user's live seat, if any.
+func (s *Store) LiveSeat(_ context.Context, pool, key string, _ time.Duration) (store.Seat, bool, error) {
+	p := s.lookup(pool)
+	if p == nil {
+		return store.Seat{}, false, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.expire(s.now())
+	st, ok := p.seats[key]
+	if !ok {
+		return store.Seat{}, false, nil
+	}
+	last := s.epoch.Add(time.Duration(st.lastSeen))
+	return store.Seat{Key: st.key, Server: p.names[st.server], LastSeen: last, Expires: last.Add(time.Duration(p.idle))}, true, nil
+}

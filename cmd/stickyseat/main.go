@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			haproxyConfigCommand(),
 			checkConfigCommand(),
 			benchCommand(),
+			benchCommand(),
 			adminCommand(),
 		},
 	}

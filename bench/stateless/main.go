@@ -1,0 +1,105 @@
+// Command stateless is the floor any SPOE agent can reach here: built with the same SPOE
+// library as stickyseat (negasus/haproxy-spoe-go v1.0.7), it answers the stickyseat message
+// by hashing the key to a server, with no state, no quota and no store. The benchmarks
+// compare stickyseat with it (row (c) of `make bench`).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/negasus/haproxy-spoe-go/action"
+	spoe "github.com/negasus/haproxy-spoe-go/agent"
+	"github.com/negasus/haproxy-spoe-go/logger"
+	"github.com/negasus/haproxy-spoe-go/request"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "stateless: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("stateless", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:12346", "SPOP address")
+	servers := fs.String("servers", "s1,s2,s3", "server names the keys are hashed to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	names := strings.Split(*servers, ",")
+	for _, n := range names {
+		if n == "" {
+			return fmt.Errorf("--servers: empty server name in %q", *servers)
+		}
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	// The same start-up line as stickyseat serve --log-format json, so the same tools find
+	// the address.
+	line, _ := json.Marshal(map[string]string{"message": "stateless agent started", "listen": ln.Addr().String()})
+	fmt.Fprintf(out, "%s\n", line)
+	return serve(ctx, ln, names)
+}
+
+// serve answers on ln until ctx is cancelled. Connections in progress are not waited for:
+// this agent holds nothing worth finishing.
+func serve(ctx context.Context, ln net.Listener, servers []string) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	err := spoe.New(handler(servers), logger.NewNop()).Serve(ln)
+	if ctx.Err() != nil && errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// handler answers every "stickyseat" message with status=hit and the server its key
+// hashes to (FNV-1a), as strings (the library panics on some ints); no key is invalid.
+func handler(servers []string) func(*request.Request) {
+	return func(req *request.Request) {
+		m, err := req.Messages.GetByName("stickyseat")
+		if err != nil {
+			return
+		}
+		v, ok := m.KV.Get("key")
+		if !ok {
+			req.Actions.SetVar(action.ScopeTransaction, "status", "invalid")
+			return
+		}
+		var h uint64 = 14695981039346656037
+		switch k := v.(type) {
+		case string:
+			for i := 0; i < len(k); i++ {
+				h = (h ^ uint64(k[i])) * 1099511628211
+			}
+		case []byte:
+			for _, c := range k {
+				h = (h ^ uint64(c)) * 1099511628211
+			}
+		case net.IP:
+			for _, c := range k {
+				h = (h ^ uint64(c)) * 1099511628211
+			}
+		default:
+			req.Actions.SetVar(action.ScopeTransaction, "status", "invalid")
+			return
+		}
+		req.Actions.SetVar(action.ScopeTransaction, "status", "hit")
+		req.Actions.SetVar(action.ScopeTransaction, "server", servers[h%uint64(len(servers))])
+	}
+}

@@ -39,7 +39,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			haproxyConfigCommand(),
 			checkConfigCommand(),
 			benchCommand(),
-			benchCommand(),
 			adminCommand(),
 		},
 	}

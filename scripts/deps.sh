@@ -14,7 +14,8 @@ for prog in "$@"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-# Package names equal program names for everything we need (haproxy, redis-server, wrk).
+# Package names equal program names for everything we need (haproxy, redis-server, wrk,
+# docker-compose: only its `config` check runs in the tests, no Docker engine).
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive

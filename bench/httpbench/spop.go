@@ -1,0 +1,10 @@
+package main
+
+import (
+	"context"
+	"io"
+)
+
+func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
+	return nil
+}

@@ -11,7 +11,7 @@ build:
 	$(GO) build -o bin/stickyseat ./cmd/stickyseat
 
 deps:
-	@scripts/deps.sh haproxy redis-server docker-compose
+	@scripts/deps.sh haproxy redis-server docker-compose chromium chromedriver=chromium-driver
 
 demo: build
 	@scripts/deps.sh --require haproxy

@@ -6,16 +6,20 @@ set -euo pipefail
 require=0
 if [ "${1:-}" = "--require" ]; then require=1; shift; fi
 
+# Each argument is a program, or program=package when Debian's package is named otherwise
+# (chromedriver=chromium-driver).
 missing=()
-for prog in "$@"; do
+for arg in "$@"; do
+  prog=${arg%%=*}
+  pkg=${arg#*=}
   if ! command -v "$prog" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$prog" ] && [ ! -x "/usr/bin/$prog" ]; then
-    missing+=("$prog")
+    missing+=("$pkg")
   fi
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
-# Package names equal program names for everything we need (haproxy, redis-server, wrk,
-# docker-compose: only its `config` check runs in the tests, no Docker engine).
+# docker-compose: only its `config` check runs in the tests, no Docker engine. chromium and
+# chromedriver: the status page is looked at in headless Chromium.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -2,9 +2,162 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
 )
 
+// benchJSON is what `stickyseat bench --json` prints.
+type benchJSON struct {
+	Decisions      uint64             `json:"decisions"`
+	Rate           float64            `json:"decisions_per_second"`
+	LatencyMicros  map[string]float64 `json:"latency_us"`
+	Statuses       map[string]uint64  `json:"statuses"`
+	ProtocolErrors uint64             `json:"protocol_errors"`
+	Error          string             `json:"error"`
+	PrefillRate    float64            `json:"prefill_decisions_per_second"`
+	AgentCPUPer1k  float64            `json:"agent_cpu_seconds_per_1k"`
+}
+
+// spopBench runs `stickyseat bench --json` against a and returns its report.
+func spopBench(ctx context.Context, cfg config, a *agentProc, args ...string) (benchJSON, error) {
+	args = append([]string{"bench", "--json", "--addr", a.addr, "--pid", strconv.Itoa(a.pid()),
+		"--duration", cfg.spopDuration.String()}, args...)
+	out, err := exec.CommandContext(ctx, cfg.agentBin, args...).Output()
+	var r benchJSON
+	if jerr := json.Unmarshal(out, &r); jerr != nil {
+		return r, fmt.Errorf("stickyseat %s: %v (%v)\n%s", strings.Join(args, " "), err, jerr, out)
+	}
+	if err != nil || r.ProtocolErrors > 0 {
+		return r, fmt.Errorf("stickyseat %s: %v %s", strings.Join(args, " "), err, r.Error)
+	}
+	return r, nil
+}
+
+func seatAgent(cfg config, redisURL string, extra ...string) (*agentProc, error) {
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--servers", "s1,s2,s3",
+		"--max-users", "100000000", "--idle-timeout", "1h"}
+	if redisURL != "" {
+		args = append(args, "--redis", redisURL)
+	}
+	name := "stickyseat memory"
+	if redisURL != "" {
+		name = "stickyseat redis"
+	}
+	return startAgentProc(name, cfg.agentBin, append(args, extra...)...)
+}
+
+func latency(r benchJSON, q string) string {
+	return fmtDuration(time.Duration(r.LatencyMicros[q] * 1e3))
+}
+
+// runSPOP measures the SPOP targets of issue 7 with no HAProxy in the way.
 func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
+	load := []string{"--connections", "4", "--pipeline", "20"}
+	fmt.Fprintf(out, "\nSPOP without HAProxy: stickyseat bench %s, %s per measurement\n", strings.Join(load, " "), cfg.spopDuration)
+
+	// 1. Maximum rate and p99 at half of it: the stateless floor against the memory store.
+	st, err := startAgentProc("stateless", cfg.statelessBin, "--listen", "127.0.0.1:0", "--servers", "s1,s2,s3")
+	if err != nil {
+		return err
+	}
+	defer st.stop()
+	mem, err := seatAgent(cfg, "")
+	if err != nil {
+		return err
+	}
+	defer mem.stop()
+	if _, err := spopBench(ctx, cfg, mem, append(load, "--users", "1000", "--prefill", "--requests", "1")...); err != nil {
+		return err
+	}
+	agents := []*agentProc{st, mem}
+	runs := make([][]benchJSON, len(agents))
+	for round := 0; round < cfg.rounds; round++ {
+		for i, a := range agents {
+			r, err := spopBench(ctx, cfg, a, append(load, "--users", "1000")...)
+			if err != nil {
+				return err
+			}
+			runs[i] = append(runs[i], r)
+		}
+	}
+	best := make([]benchJSON, len(agents))
+	for i := range agents {
+		sort.Slice(runs[i], func(x, y int) bool { return runs[i][x].Rate < runs[i][y].Rate })
+		best[i] = runs[i][len(runs[i])/2]
+	}
+	fmt.Fprintf(out, "\n1k users, uniform, all seated (hits): %d round(s) interleaved, median\n\n", cfg.rounds)
+	fmt.Fprintf(out, "| agent | max decisions/s | p99 at max | p99 at half of max | agent CPU s / 1k decisions |\n|---|---|---|---|---|\n")
+	for i, a := range agents {
+		half, err := spopBench(ctx, cfg, a, append(load, "--users", "1000", "--rate", fmt.Sprintf("%.0f", best[i].Rate/2))...)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "| %s | %.0f | %s | %s | %.4f |\n", a.name, best[i].Rate, latency(best[i], "p99"), latency(half, "p99"), best[i].AgentCPUPer1k)
+		if i == 1 {
+			verdict(out, "memory ≥ 0.9 × stateless decisions/s", best[1].Rate/best[0].Rate, 0.9, true)
+			verdict(out, "memory p99 ≤ 1 ms at half of its max rate (ms)", half.LatencyMicros["p99"]/1e3, 1, false)
+		}
+	}
+
+	// 2. Growth: 1k live seats against cfg.growthSeats, memory and Redis, each on a fresh agent.
+	fmt.Fprintf(out, "\nGrowth: decisions/s over every live seat (uniform hits), fresh agent per row\n\n")
+	fmt.Fprintf(out, "| store | live seats | prefill decisions/s | decisions/s | p99 | agent CPU s / 1k |\n|---|---|---|---|---|---|\n")
+	for _, store := range []string{"memory", "redis"} {
+		if store == "redis" && !cfg.redis {
+			continue
+		}
+		var rates []float64
+		for _, seats := range []int{1000, cfg.growthSeats} {
+			url := ""
+			var stopRedis func()
+			if store == "redis" {
+				if url, stopRedis, err = startRedis(filepath.Join(dir, fmt.Sprintf("growth-%d", seats))); err != nil {
+					return err
+				}
+			}
+			a, err := seatAgent(cfg, url)
+			if err != nil {
+				return err
+			}
+			pre, err := spopBench(ctx, cfg, a, "--connections", "4", "--pipeline", "50", "--users", strconv.Itoa(seats), "--prefill", "--requests", "1")
+			if err == nil {
+				var r benchJSON
+				r, err = spopBench(ctx, cfg, a, append(load, "--users", strconv.Itoa(seats))...)
+				rates = append(rates, r.Rate)
+				fmt.Fprintf(out, "| %s | %d | %.0f | %.0f | %s | %.4f |\n", store, seats, pre.PrefillRate, r.Rate, latency(r, "p99"), r.AgentCPUPer1k)
+			}
+			a.stop()
+			if stopRedis != nil {
+				stopRedis()
+			}
+			if err != nil {
+				return err
+			}
+		}
+		verdict(out, fmt.Sprintf("%s: decisions/s at %d seats ≥ 0.8 × at 1000", store, cfg.growthSeats), rates[1]/rates[0], 0.8, true)
+	}
+	if cfg.redis {
+		return redisCeiling(ctx, cfg, dir, out)
+	}
 	return nil
+}
+
+// verdict prints one target's outcome.
+func verdict(out io.Writer, what string, got, want float64, atLeast bool) {
+	ok := got >= want
+	if !atLeast {
+		ok = got <= want
+	}
+	v := "met"
+	if !ok {
+		v = "MISSED"
+	}
+	fmt.Fprintf(out, "target %s: %.2f (want %s %.2f), %s\n", what, got, map[bool]string{true: "≥", false: "≤"}[atLeast], want, v)
 }

@@ -201,6 +201,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero quota", assign.Config{Pools: []assign.Pool{pool(up("s1", 0))}}, `pool "web": server "s1": quota must be positive, got 0`},
 		{"zero idle", assign.Config{Pools: []assign.Pool{{Name: "web", Servers: []assign.Server{up("s1", 1)}}}}, `pool "web": idle timeout must be positive, got 0s`},
 		{"duplicate pool", assign.Config{Pools: []assign.Pool{pool(up("s1", 1)), pool(up("s2", 1))}}, `duplicate pool "web"`},
+		{"quotas above max seats", assign.Config{MaxSeats: 10, Pools: []assign.Pool{pool(up("s1", 6), up("s2", 5))}}, `pool "web": quotas add up to 11 seats, above the limit of 10 seats per pool (raise --max-seats)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

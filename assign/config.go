@@ -108,6 +108,10 @@ type Pool struct {
 // Config is the whole policy the agent applies.
 type Config struct {
 	Pools []Pool
+	// MaxSeats bounds the seats one pool may hold: the quotas of its servers may not add up
+	// to more, so no pool can grow past it whatever its users do (memory stays bounded).
+	// Zero means no bound.
+	MaxSeats int
 }
 
 // Validate reports the first problem that would make decisions meaningless.
@@ -126,6 +130,15 @@ func (c Config) Validate() error {
 		seen[p.Name] = true
 		if err := p.Validate(); err != nil {
 			return err
+		}
+		if c.MaxSeats > 0 {
+			total := 0
+			for _, s := range p.Servers {
+				total += s.Quota
+			}
+			if total > c.MaxSeats {
+				return fmt.Errorf("pool %q: quotas add up to %d seats, above the limit of %d seats per pool (raise --max-seats)", p.Name, total, c.MaxSeats)
+			}
 		}
 	}
 	return nil

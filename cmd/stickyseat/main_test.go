@@ -38,6 +38,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{"negative refresh", []string{"serve", "--servers", "s1", "--redis", "redis://127.0.0.1:1", "--refresh-interval", "-1s"}, `--refresh-interval: "-1s" is not a duration of 0 or more (e.g. 1s, 0 to disable)`},
 		{"key prefix with brace", []string{"serve", "--servers", "s1", "--redis", "redis://127.0.0.1:1", "--key-prefix", "a{b"}, `--key-prefix: "a{b" must be non-empty and hold no '{' or '}' (Redis Cluster hash tags)`},
 		{"bad haproxy key", []string{"haproxy-config", "--servers", "s1", "--server-addr", "s1=127.0.0.1:1", "--key", "query:x"}, `--key: key "query:x": unknown kind "query" (want header:NAME, cookie:NAME, param:NAME, body or a sample expression)`},
+		{"quotas above max seats", []string{"serve", "--servers", "s1=3,s2=3", "--max-seats", "5"}, `pool "default": quotas add up to 6 seats, above the limit of 5 seats per pool (raise --max-seats)`},
 		{"bad int", []string{"serve", "--servers", "s1", "--max-users", "abc"}, `--max-users: invalid value "abc" (parse error)`},
 		{"unknown flag", []string{"serve", "--bogus"}, "--bogus: unknown flag (see --help)"},
 		{"extra argument", []string{"serve", "--servers", "s1", "extra"}, `serve: unexpected argument "extra" (every setting is a flag; see --help)`},

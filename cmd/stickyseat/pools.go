@@ -41,7 +41,7 @@ func loadPools(c *cli.Context) (pools, error) {
 		for _, s := range pool.Servers {
 			hp.Servers = append(hp.Servers, haproxy.Server{Name: s.Name})
 		}
-		return pools{Policy: assign.Config{Pools: []assign.Pool{pool}}, KeyRules: map[string]agent.KeyRule{"": rule},
+		return pools{Policy: assign.Config{Pools: []assign.Pool{pool}, MaxSeats: c.Int("max-seats")}, KeyRules: map[string]agent.KeyRule{"": rule},
 			HAProxy: []haproxy.Pool{hp}, Source: "flags"}, nil
 	}
 	f, err := loadConfigFile(path)
@@ -52,6 +52,7 @@ func loadPools(c *cli.Context) (pools, error) {
 		return pools{}, err
 	}
 	p := pools{Policy: f.policy(), KeyRules: f.keyRules(), Source: path}
+	p.Policy.MaxSeats = c.Int("max-seats")
 	for _, fp := range f.Pools {
 		p.HAProxy = append(p.HAProxy, fp.HAProxy)
 	}

@@ -25,6 +25,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics on this address at /metrics (default off)", EnvVars: []string{"STICKYSEAT_METRICS_LISTEN"}},
 		&cli.StringFlag{Name: "admin-listen", Usage: "serve the status page and admin API on this address (default off; loopback unless --admin-token is set)", EnvVars: []string{"STICKYSEAT_ADMIN_LISTEN"}},
 		&cli.StringFlag{Name: "admin-token", Usage: "token the admin API and page require (Authorization: Bearer, or ?token=); required off loopback", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN"}},
+		&cli.IntFlag{Name: "max-seats", Value: 5_000_000, Usage: "most seats one pool may hold: its servers' quotas may not add up to more (bounds memory)", EnvVars: []string{"STICKYSEAT_MAX_SEATS"}},
 		&cli.IntFlag{Name: "max-connections", Value: 1024, Usage: "SPOP connections served at once; more are closed at once (each HAProxy process opens a few per agent)", EnvVars: []string{"STICKYSEAT_MAX_CONNECTIONS"}},
 		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},
 	}

@@ -180,3 +180,52 @@ func testPoolsAndReload(t *testing.T, bin string) {
 		t.Fatalf("agent exited after a bad reload: %v", err)
 	}
 }
+
+// TestWatchConfig: with --watch-config a rewritten file is applied without a signal, and a
+// broken rewrite is refused while the running configuration stays.
+func TestWatchConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "stickyseat.yaml")
+	write := func(content string) {
+		t.Helper()
+		// Write then rename, as editors and config management do.
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("pools:\n  - name: web\n    servers:\n      - {name: s1, quota: 1}\n")
+	p, addr, _, _ := startAgentWith(t, "--config", path, "--watch-config")
+	c := spopClient(t, addr)
+	if st, srv := ask(t, c, "u1"); st != "new" || srv != "s1" {
+		t.Fatalf("u1 = %s %s; want new s1", st, srv)
+	}
+	if st, _ := ask(t, c, "u2"); st != "full" {
+		t.Fatalf("u2 = %s; want full", st)
+	}
+	write("pools:\n  - name: web\n    servers:\n      - {name: s1, quota: 1}\n      - {name: s2, quota: 1}\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Output(), `"trigger":"file changed"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload 10s after the file changed:\n%s", p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st, srv := ask(t, c, "u2"); st != "new" || srv != "s2" {
+		t.Errorf("u2 after the file gained s2 = %s %s; want new s2", st, srv)
+	}
+	write("pools: [")
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Output(), "reload refused") {
+		if time.Now().After(deadline) {
+			t.Fatalf("broken file not refused within 10s:\n%s", p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st, srv := ask(t, c, "u2"); st != "hit" || srv != "s2" {
+		t.Errorf("u2 after a broken rewrite = %s %s; want hit s2 (configuration kept)", st, srv)
+	}
+}

@@ -35,7 +35,7 @@ const batchBytes = 16 << 10
 // reader reads them with only the network in between.
 type slot struct {
 	stream atomic.Uint64 // 0: free
-	due    atomic.Int64  // ns since the run's start
+	due    atomic.Int64  // when its frame was written, ns since the run's start
 }
 
 // conn is one SPOP connection: a writer (run) and a reader goroutine.
@@ -52,6 +52,7 @@ type conn struct {
 	free  chan int
 	seq   uint64
 	wbuf  []byte
+	batch []int // slots of the frames in wbuf
 	kbuf  []byte
 
 	// Written by the writer.
@@ -215,9 +216,8 @@ func (c *conn) write(ctx context.Context, id int) {
 				return
 			}
 		}
-		due := time.Since(c.start)
 		if interval > 0 {
-			if d := next - due; d > 0 {
+			if d := next - time.Since(c.start); d > 0 {
 				wait.Reset(d)
 				select {
 				case <-wait.C:
@@ -228,13 +228,14 @@ func (c *conn) write(ctx context.Context, id int) {
 					return
 				}
 			}
-			due, next = next, next+interval
+			next += interval
 		}
 		if ctx.Err() != nil || !c.take() {
 			c.free <- s
 			return
 		}
-		c.wbuf = c.appendNotify(c.wbuf[:0], s, due)
+		c.batch = append(c.batch[:0], s)
+		c.wbuf = c.appendNotify(c.wbuf[:0], s)
 		// Frames already due go out in the same write.
 		for len(c.wbuf) < batchBytes {
 			if interval > 0 && next > time.Since(c.start) {
@@ -248,11 +249,17 @@ func (c *conn) write(ctx context.Context, id int) {
 				c.free <- more
 				break
 			}
-			due := time.Since(c.start)
 			if interval > 0 {
-				due, next = next, next+interval
+				next += interval
 			}
-			c.wbuf = c.appendNotify(c.wbuf, more, due)
+			c.batch = append(c.batch, more)
+			c.wbuf = c.appendNotify(c.wbuf, more)
+		}
+		// Latency counts from the write: Go's timers wake up to a millisecond late on an idle
+		// machine, and that lateness is the load generator's, not the agent's.
+		sentAt := int64(time.Since(c.start))
+		for _, s := range c.batch {
+			c.slots[s].due.Store(sentAt)
 		}
 		if _, err := c.nc.Write(c.wbuf); err != nil {
 			if c.closing.Load() {
@@ -276,10 +283,9 @@ func (c *conn) tryFree() (int, bool) {
 
 // appendNotify appends the NOTIFY frame of one request on slot s, as HAProxy sends the
 // stickyseat message: key (a string, like req.hdr) and, when set, pool.
-func (c *conn) appendNotify(b []byte, s int, due time.Duration) []byte {
+func (c *conn) appendNotify(b []byte, s int) []byte {
 	c.seq++
 	stream := c.seq*uint64(c.pipeline) + uint64(s)
-	c.slots[s].due.Store(int64(due))
 	c.slots[s].stream.Store(stream)
 	start := len(b)
 	b = spop.AppendHeader(b, spop.Header{Type: spop.TypeNotify, Flags: spop.FlagFin, StreamID: stream, FrameID: 1})

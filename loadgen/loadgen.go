@@ -35,9 +35,11 @@ type Options struct {
 	Duration time.Duration
 	// Requests bounds the number of decisions asked for.
 	Requests uint64
-	// Rate, when positive, paces the load at this many decisions per second in total (open
-	// loop): latency then counts from when each request was due, not from when it could be
-	// sent, so a stalled agent shows in the quantiles. Zero sends as fast as answers return.
+	// Rate, when positive, paces the load at this many decisions per second in total: each
+	// connection sends the frames that are due, in one write, whenever it wakes up. Zero
+	// sends as fast as answers return. Latency always counts from the write of a frame to
+	// its ACK (a paced sender wakes up to 1 ms late on Linux; that is not the agent's time).
+	// An agent slower than the rate fills the pipeline, and the rate achieved drops.
 	Rate float64
 	// Users is the number of distinct user keys. Default 1000.
 	Users int
@@ -122,7 +124,7 @@ type Result struct {
 	Elapsed time.Duration
 	// Statuses counts ACKs per txn.stickyseat.status value.
 	Statuses map[string]uint64
-	// Latency holds every decision's latency, from send (or due time, with Rate) to ACK.
+	// Latency holds every decision's latency, from the write of its NOTIFY to its ACK.
 	Latency *Histogram
 	// ProtocolErrors counts errors of the kinds ErrProtocol describes.
 	ProtocolErrors uint64

@@ -42,7 +42,7 @@ func spopBench(ctx context.Context, cfg config, a *agentProc, args ...string) (b
 
 func seatAgent(cfg config, redisURL string, extra ...string) (*agentProc, error) {
 	args := []string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--servers", "s1,s2,s3",
-		"--max-users", "100000000", "--idle-timeout", "1h"}
+		"--max-users", "1500000", "--idle-timeout", "1h"}
 	if redisURL != "" {
 		args = append(args, "--redis", redisURL)
 	}

@@ -25,7 +25,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "pipeline", Value: 20, Usage: "NOTIFY frames in flight per connection (HAProxy's max-waiting-frames)"},
 			&cli.StringFlag{Name: "duration", Value: "10s", Usage: "how long to send (0: until --requests)"},
 			&cli.Uint64Flag{Name: "requests", Usage: "stop after this many decisions (0: until --duration)"},
-			&cli.Float64Flag{Name: "rate", Usage: "pace the load at this many decisions/s in total, latency counted from when each was due (0: as fast as answers return)"},
+			&cli.Float64Flag{Name: "rate", Usage: "pace the load at this many decisions/s in total (0: as fast as answers return); latency counts from the write of each NOTIFY"},
 			&cli.StringFlag{Name: "pool", Usage: "send pool=<name> with each message"},
 			&cli.StringFlag{Name: "key-prefix", Value: "user-", Usage: "prefix of every user key"},
 			&cli.BoolFlag{Name: "prefill", Usage: "first send every one of --users once, unmeasured, so that --users seats are live"},

@@ -3,7 +3,7 @@ GO ?= go
 # Debian installs haproxy and redis-server in /usr/sbin and /usr/bin.
 export PATH := $(PATH):/usr/sbin:/usr/bin
 
-.PHONY: all build demo test fuzz bench bench-http deps clean
+.PHONY: all build demo test fuzz bench bench-go bench-spop bench-http deps clean
 
 all: build
 
@@ -29,14 +29,26 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzJSON -fuzztime $(FUZZTIME) ./keyfrom
 	$(GO) test -run '^$$' -fuzz FuzzRegex -fuzztime $(FUZZTIME) ./keyfrom
 
-# Benchmarks of the decision path (numbers in the README come from these).
-bench:
+# Benchmarks, all in one go: the Go benchmarks of the decision path, the SPOP targets of
+# the agents alone (stickyseat bench, no HAProxy), and the same wrk load through HAProxy in
+# five setups. The README's numbers come from it; see its "Numbers" section.
+BENCH_ROUNDS ?= 3
+BENCH_DURATION ?= 10s
+BENCH_USERS ?= 1000,100000
+bench: bench-go bench-spop bench-http
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./store/memory ./assign ./keyfrom
 
-# The same wrk load through HAProxy with stickyseat and with a native stick table, one run.
+# stateless floor vs memory store, growth to 1M live seats, Redis against redis-benchmark.
+bench-spop: build
+	@scripts/deps.sh --require redis-server
+	$(GO) run ./bench/httpbench --agent bin/stickyseat --http=false --spop --rounds $(BENCH_ROUNDS)
+
+# (a) round robin, (b) native stick table, (c) stateless SPOA, (d) stickyseat memory, (e) redis.
 bench-http: build
-	@scripts/deps.sh --require haproxy wrk
-	$(GO) run ./bench/httpbench --agent bin/stickyseat --users 1000 --duration 15s
+	@scripts/deps.sh --require haproxy wrk redis-server
+	$(GO) run ./bench/httpbench --agent bin/stickyseat --users $(BENCH_USERS) --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS)
 
 clean:
 	rm -rf bin

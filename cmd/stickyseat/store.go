@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -23,6 +24,8 @@ func storeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "redis-timeout", Value: "250ms", Usage: "deadline of the Redis work of one decision; keep it below --decision-timeout", EnvVars: []string{"STICKYSEAT_REDIS_TIMEOUT"}},
 		&cli.StringFlag{Name: "refresh-interval", Value: "1s", Usage: "answer a user refreshed in Redis less than this long ago from memory (0 disables)", EnvVars: []string{"STICKYSEAT_REFRESH_INTERVAL"}},
 		&cli.StringFlag{Name: "key-prefix", Value: redis.DefaultKeyPrefix, Usage: "prefix of every Redis key, so deployments can share one Redis", EnvVars: []string{"STICKYSEAT_KEY_PREFIX"}},
+		&cli.StringFlag{Name: "state-file", Usage: "memory store: save seats to this file every --state-interval and at shutdown, restore them at start (default: seats die with the agent)", EnvVars: []string{"STICKYSEAT_STATE_FILE"}},
+		&cli.StringFlag{Name: "state-interval", Value: memory.DefaultStateInterval.String(), Usage: "how often --state-file is written; a kill -9 loses at most this much", EnvVars: []string{"STICKYSEAT_STATE_INTERVAL"}},
 	}
 }
 
@@ -30,6 +33,10 @@ func storeFlags() []cli.Flag {
 type storeConfig struct {
 	RedisURL string // empty: memory
 	Redis    redis.Options
+	// StateFile, for the memory store, is where seats are saved and restored from (empty:
+	// nowhere); they are saved every StateInterval and at shutdown.
+	StateFile     string
+	StateInterval time.Duration
 }
 
 func storeConfigFromFlags(c *cli.Context, decisionTimeout time.Duration) (storeConfig, error) {
@@ -60,7 +67,11 @@ func storeConfigFromFlags(c *cli.Context, decisionTimeout time.Duration) (storeC
 		return cfg, fmt.Errorf("--key-prefix: %q must be non-empty and hold no '{' or '}' (Redis Cluster hash tags)", prefix)
 	}
 	cfg.Redis = redis.Options{KeyPrefix: prefix, Timeout: timeout, RefreshInterval: refresh}
-	return cfg, nil
+	if cfg.StateInterval, err = parseDuration(c.String("state-interval")); err != nil {
+		return cfg, fmt.Errorf("--state-interval: %w", err)
+	}
+	cfg.StateFile = c.String("state-file")
+	return cfg, checkStateFile(cfg)
 }
 
 // openedStore is the configured store in the roles the agent's parts need.
@@ -77,11 +88,26 @@ type openedStore struct {
 func openStore(ctx context.Context, cfg storeConfig, log zerolog.Logger) (openedStore, error) {
 	if cfg.RedisURL == "" {
 		st := memory.New(memory.Options{})
+		if cfg.StateFile != "" {
+			restoreState(st, cfg.StateFile, log)
+		}
 		ctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { st.Run(ctx); close(done) }()
+		var wg sync.WaitGroup
+		wg.Go(func() { st.Run(ctx) })
+		if cfg.StateFile != "" {
+			wg.Go(func() {
+				st.RunState(ctx, cfg.StateFile, cfg.StateInterval, log.With().Str("component", "state").Logger())
+			})
+		}
 		return openedStore{seats: st, inspect: st, overrides: &admin.LocalOverrides{}, kind: "memory",
-			close: func() { cancel(); <-done }}, nil
+			close: func() {
+				cancel()
+				wg.Wait()
+				if cfg.StateFile != "" {
+					// serve closes the store after the agent answered its last request.
+					saveState(st, cfg.StateFile, log)
+				}
+			}}, nil
 	}
 	uo, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {

@@ -32,6 +32,9 @@ type Store struct {
 
 	mu    sync.RWMutex
 	pools map[string]*pool
+
+	// saveMu serializes SaveFile, whose temporary file has a fixed name.
+	saveMu sync.Mutex
 }
 
 var _ interface {

@@ -1,0 +1,108 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// DefaultStateInterval is how often RunState saves when its interval is zero or negative.
+const DefaultStateInterval = 5 * time.Second
+
+// SaveFile writes the store's seats to path atomically and returns how many it wrote: the
+// state goes to path+".tmp", is synced, then renamed over path and the directory synced, so
+// path always holds a whole state, the previous one until the rename. Concurrent calls are
+// serialized.
+func (s *Store) SaveFile(path string) (int, error) {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	tmp := path + ".tmp"
+	// 0600: the keys are the users' identities.
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("state file: %w", err)
+	}
+	n, err := s.Save(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("state file %s: %w", path, errors.Join(err, os.Remove(tmp)))
+	}
+	// The rename is durable only once the directory is.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return n, fmt.Errorf("state file %s: %w", path, err)
+	}
+	return n, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// LoadFile restores the state SaveFile wrote to path, with the semantics and errors of Load.
+// A missing file is an error wrapping fs.ErrNotExist.
+func (s *Store) LoadFile(path string) (restored, dropped int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("state file: %w", err)
+	}
+	defer f.Close()
+	restored, dropped, err = s.Load(f)
+	if err != nil {
+		return 0, 0, fmt.Errorf("state file %s: %w", path, err)
+	}
+	return restored, dropped, nil
+}
+
+// RunState saves the store to path every interval (DefaultStateInterval when zero or
+// negative) until ctx is done; a crash loses at most one interval of changes. It does not
+// save when ctx is done: requests may still be in flight then, so the caller calls SaveFile
+// once they are over. A failing save is logged once at Error until a save succeeds again.
+func (s *Store) RunState(ctx context.Context, path string, every time.Duration, log zerolog.Logger) {
+	if every <= 0 {
+		every = DefaultStateInterval
+	}
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		start := time.Now()
+		n, err := s.SaveFile(path)
+		switch {
+		case err != nil && !failing:
+			log.Error().Err(err).Msg("cannot save state; retrying every interval")
+		case err != nil:
+			log.Debug().Err(err).Msg("cannot save state")
+		case failing:
+			log.Info().Int("seats", n).Str("state_file", path).Msg("state saved again")
+		default:
+			log.Debug().Int("seats", n).Dur("took", time.Since(start)).Msg("state saved")
+		}
+		failing = err != nil
+	}
+}

@@ -92,9 +92,14 @@ func TestStateSurvivesKill(t *testing.T) {
 	p, addr, _, _ := startAgentWith(t, args...)
 	seats := takeSeats(t, addr, "alice", "bob")
 	// The first save whose file is newer than the seats may have copied the store before
-	// them; the one after it cannot have.
+	// them; the one after it cannot have. An interval with no request saves nothing, so a
+	// hit before each wait makes sure there is a next save.
+	c := spopClient(t, addr)
 	since := time.Now()
 	for range 2 {
+		if status, _ := ask(t, c, "alice"); status != "hit" {
+			t.Fatalf("ask(alice) = %s; want hit", status)
+		}
 		since = waitModified(t, path, since)
 	}
 	if err := p.Kill(); err != nil {

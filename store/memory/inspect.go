@@ -47,6 +47,7 @@ func (s *Store) Evict(_ context.Context, pool, key string) (bool, error) {
 		return false, nil
 	}
 	p.remove(st)
+	p.changes++
 	return true, nil
 }
 

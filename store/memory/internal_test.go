@@ -2,9 +2,13 @@ package memory
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/stickyseat/stickyseat/store"
 	"github.com/stickyseat/stickyseat/store/storetest"
@@ -156,4 +160,52 @@ func TestClockSteppingBack(t *testing.T) {
 			t.Errorf("Seats(p) at begin+%v = %d; want %d", st.at, got, st.want)
 		}
 	}
+}
+
+// TestRunStateSkipsUnchanged checks a tick writes the file only when a request or an
+// eviction changed the store since the last save (each save renames a new file into place).
+func TestRunStateSkipsUnchanged(t *testing.T) {
+	clock := storetest.NewClock(time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC))
+	s := New(Options{Clock: clock.Now})
+	path := filepath.Join(t.TempDir(), "seats.state")
+	ctx, cancel := context.WithCancel(context.Background())
+	tick := make(chan time.Time)
+	done := make(chan struct{})
+	go func() {
+		s.runState(ctx, path, tick, zerolog.Nop())
+		close(done)
+	}()
+	// The tick channel is unbuffered: the second send returns once the first tick's save
+	// is over.
+	step := func() os.FileInfo {
+		tick <- time.Time{}
+		tick <- time.Time{}
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatalf("state file after a tick: %v", err)
+		}
+		return info
+	}
+	ctxb := context.Background()
+	req := store.Request{Pool: "p", Key: "u1", Servers: []store.Server{{Name: "s1", Quota: 1, Accepting: true}}, Idle: time.Hour}
+	first := step() // an empty store is saved once
+	if again := step(); !os.SameFile(first, again) {
+		t.Errorf("state file rewritten with no change")
+	}
+	for _, change := range []func() error{
+		func() error { _, err := s.Assign(ctxb, req); return err },
+		func() error { _, err := s.Assign(ctxb, req); return err }, // a hit refreshes last-seen
+		func() error { _, err := s.Evict(ctxb, "p", "u1"); return err },
+	} {
+		if err := change(); err != nil {
+			t.Fatal(err)
+		}
+		if after := step(); os.SameFile(first, after) {
+			t.Errorf("state file not rewritten after a change")
+		} else {
+			first = after
+		}
+	}
+	cancel()
+	<-done
 }

@@ -31,6 +31,9 @@ type pool struct {
 	head, tail *seat
 	// idle is the idle time of the latest request, the one Sweep applies.
 	idle int64
+	// changes counts the requests and evictions that changed the pool, so a periodic save
+	// can skip a store nothing touched.
+	changes uint64
 	// peak is the largest len(seats) since the map was last built; Go maps never shrink, so
 	// the pool rebuilds its map once most of the peak has expired.
 	peak int
@@ -54,6 +57,7 @@ func newPool() *pool {
 // assign applies the semantics of store.Request at time now (nanoseconds since the epoch).
 func (p *pool) assign(req store.Request, now int64) store.Result {
 	p.idle = int64(req.Idle)
+	p.changes++
 	p.expire(now)
 
 	var previous string

@@ -335,11 +335,13 @@ func (s *Store) install(pools map[string]*pool) error {
 	for name, np := range pools {
 		p, ok := s.pools[name]
 		if !ok {
+			np.changes++
 			s.pools[name] = np
 			continue
 		}
 		p.seats, p.head, p.tail, p.idle, p.peak = np.seats, np.head, np.tail, np.idle, np.peak
 		p.names, p.used, p.index, p.free = np.names, np.used, np.index, np.free
+		p.changes++
 	}
 	return nil
 }

@@ -47,6 +47,19 @@ func (s *Store) SaveFile(path string) (int, error) {
 	return n, nil
 }
 
+// changes returns a count that grows whenever a request or an eviction changes a pool.
+func (s *Store) changes() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var n uint64
+	for _, p := range s.pools {
+		p.mu.Lock()
+		n += p.changes
+		p.mu.Unlock()
+	}
+	return n
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -75,7 +88,9 @@ func (s *Store) LoadFile(path string) (restored, dropped int, err error) {
 }
 
 // RunState saves the store to path every interval (DefaultStateInterval when zero or
-// negative) until ctx is done; a crash loses at most one interval of changes. It does not
+// negative) until ctx is done; a crash loses at most one interval of changes. An interval in
+// which no request or eviction touched the store writes nothing: the file's seats are still
+// right, since their remaining life is counted from their last-seen time. RunState does not
 // save when ctx is done: requests may still be in flight then, so the caller calls SaveFile
 // once they are over. A failing save is logged once at Error until a save succeeds again.
 func (s *Store) RunState(ctx context.Context, path string, every time.Duration, log zerolog.Logger) {
@@ -84,15 +99,27 @@ func (s *Store) RunState(ctx context.Context, path string, every time.Duration, 
 	}
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
+	s.runState(ctx, path, ticker.C, log)
+}
+
+// runState saves on every tick; tests drive it with their own channel.
+func (s *Store) runState(ctx context.Context, path string, tick <-chan time.Time, log zerolog.Logger) {
 	failing := false
+	saved, ok := uint64(0), false // the change count the file reflects
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-tick:
+		}
+		// Read before the save, which sees at least these changes.
+		changes := s.changes()
+		if ok && changes == saved {
+			continue
 		}
 		start := time.Now()
 		n, err := s.SaveFile(path)
+		saved, ok = changes, err == nil
 		switch {
 		case err != nil && !failing:
 			log.Error().Err(err).Msg("cannot save state; retrying every interval")

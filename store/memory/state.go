@@ -266,6 +266,8 @@ func (s *Store) decode(body []byte) (map[string]*pool, int, int, error) {
 		p := newPool()
 		p.seats = make(map[string]*seat, nseats)
 		p.idle = idle
+		// interned maps the file's server indexes to the pool's, plus one (0: not yet).
+		interned := make([]uint32, len(servers))
 		for range nseats {
 			key := d.str()
 			server := d.uvarint()
@@ -285,7 +287,10 @@ func (s *Store) decode(body []byte) (map[string]*pool, int, int, error) {
 				dropped++
 				continue
 			}
-			st := &seat{key: key, server: p.intern(servers[server])}
+			if interned[server] == 0 {
+				interned[server] = p.intern(servers[server]) + 1
+			}
+			st := &seat{key: key, server: interned[server] - 1}
 			n := len(p.seats)
 			p.seats[key] = st
 			if len(p.seats) == n {

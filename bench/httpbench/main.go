@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(out, "machine: %d CPUs, %s, %s\n", runtime.NumCPU(), cpuModel(), runtime.Version())
+	fmt.Fprintf(out, "machine: %d CPUs, %s, %s; load average %s\n", runtime.NumCPU(), cpuModel(), runtime.Version(), loadAverage())
 	if cfg.spop {
 		if err := runSPOP(ctx, cfg, dir, out); err != nil {
 			return err
@@ -346,7 +346,7 @@ func median(ms []measure) measure {
 }
 
 func printHTTPTable(out io.Writer, users int, rows []setup, med map[string]measure) {
-	fmt.Fprintf(out, "\n%d distinct x-user values\n\n", users)
+	fmt.Fprintf(out, "\n%d distinct x-user values (load average at the end: %s)\n\n", users, loadAverage())
 	fmt.Fprintf(out, "| setup | requests/s | p99 | ÷ (c) | ÷ (b) | agent CPU s / 1k decisions | non-2xx |\n|---|---|---|---|---|---|---|\n")
 	ratio := func(id, to string) string {
 		base, ok := med[to]
@@ -403,4 +403,18 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// loadAverage is the first three fields of /proc/loadavg: other work on the machine shows
+// in the numbers, so the output says how busy it was.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }

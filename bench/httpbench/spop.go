@@ -92,7 +92,7 @@ func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
 		sort.Slice(runs[i], func(x, y int) bool { return runs[i][x].Rate < runs[i][y].Rate })
 		best[i] = runs[i][len(runs[i])/2]
 	}
-	fmt.Fprintf(out, "\n1k users, uniform, all seated (hits): %d round(s) interleaved, median\n\n", cfg.rounds)
+	fmt.Fprintf(out, "\n1k users, uniform, all seated (hits): %d round(s) interleaved, median (load average %s)\n\n", cfg.rounds, loadAverage())
 	fmt.Fprintf(out, "| agent | max decisions/s | p99 at max | p99 at half of max | agent CPU s / 1k decisions |\n|---|---|---|---|---|\n")
 	for i, a := range agents {
 		half, err := spopBench(ctx, cfg, a, append(load, "--users", "1000", "--rate", fmt.Sprintf("%.0f", best[i].Rate/2))...)
@@ -107,7 +107,7 @@ func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
 	}
 
 	// 2. Growth: 1k live seats against cfg.growthSeats, memory and Redis, each on a fresh agent.
-	fmt.Fprintf(out, "\nGrowth: decisions/s over every live seat (uniform hits), fresh agent per row\n\n")
+	fmt.Fprintf(out, "\nGrowth: decisions/s over every live seat (uniform hits), fresh agent per row (load average %s)\n\n", loadAverage())
 	fmt.Fprintf(out, "| store | live seats | prefill decisions/s | decisions/s | p99 | agent CPU s / 1k |\n|---|---|---|---|---|---|\n")
 	// Redis twice on the same seats: without the hit cache (one script call per decision: the
 	// store's own growth) and with the default 1s cache (what users run).

@@ -152,7 +152,8 @@ func (r *Result) StatusNames() []string {
 // Run connects Options.Connections times to the agent, says HELLO on each and sends NOTIFY
 // frames until the duration passes, the request count is reached or ctx is cancelled; then
 // it waits for the answers in flight and says DISCONNECT. The error wraps ErrProtocol when
-// the agent misbehaved; the Result then still holds what was measured.
+// the agent misbehaved; the Result then still holds what was measured, except when a
+// connection or its HELLO failed (nil Result).
 func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("loadgen: %w", err)
@@ -172,7 +173,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	for i := range conns {
 		c, err := dial(ctx, &opts)
 		if err != nil {
-			return res, fmt.Errorf("loadgen: connection %d: %w", i+1, err)
+			return nil, fmt.Errorf("loadgen: connection %d: %w", i+1, err)
 		}
 		c.keys = newKeySource(&opts, run, i, &seq)
 		c.budget = &budget

@@ -21,6 +21,12 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
+# The fault suite (issue 8): two HAProxy nodes, two agents, one Redis under steady load while
+# agents are killed, Redis stops or stalls, HAProxy reloads and a backend stops; every answer
+# is checked. Minutes long, so `make test` skips it (it runs only with STICKYSEAT_FAULTS=1).
+test-faults: deps
+	STICKYSEAT_FAULTS=1 $(GO) test -count=1 -timeout 15m -v ./faults
+
 # Longer fuzzing of the frame guard and the key extractors (not part of `make test`).
 FUZZTIME ?= 60s
 fuzz:

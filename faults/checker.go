@@ -1,0 +1,398 @@
+// Package faults runs stickyseat under steady load while faults are injected, and proves
+// from every answer the clients got that the promises hold: quotas, stickiness, errors only
+// while a fault lasts, recovery within a second.
+package faults
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Kind is what one request got.
+type Kind int
+
+const (
+	// Seated: a backend answered (Reply.Server).
+	Seated Kind = iota
+	// Full: refused because every server is full (the agent's `full`).
+	Full
+	// Refused: any other refusal (the agent failed, HAProxy found no server, ...).
+	Refused
+	// Failed: no answer at all (timeout, connection reset or refused).
+	Failed
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Seated:
+		return "seated"
+	case Full:
+		return "full"
+	case Refused:
+		return "refused"
+	case Failed:
+		return "failed"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Reply is one request of the load and what it got.
+type Reply struct {
+	User     string
+	Node     int
+	Sent     time.Time
+	Answered time.Time
+	Kind     Kind
+	Server   string // when Seated
+	Detail   string // for Refused and Failed: the status line or the error
+}
+
+// String renders a reply as a log line, for violation evidence.
+func (r Reply) String() string {
+	what := r.Kind.String()
+	switch r.Kind {
+	case Seated:
+		what = r.Server
+	case Refused, Failed:
+		what += " (" + r.Detail + ")"
+	}
+	return fmt.Sprintf("%s→%s %s node%d %s", r.Sent.Format("15:04:05.000"), r.Answered.Format("15:04:05.000"), r.User, r.Node, what)
+}
+
+// Down is a backend server stopped during a fault: its seated users may be released (answered
+// `full`) or moved once it has been down for the grace.
+type Down struct {
+	Server  string
+	Stopped time.Time
+	Started time.Time
+}
+
+func (d Down) String() string {
+	return fmt.Sprintf("%s down %s–%s", d.Server, d.Stopped.Format("15:04:05.000"), d.Started.Format("15:04:05.000"))
+}
+
+// Fault is one row of the table: a phase of steady load around a fault window.
+type Fault struct {
+	Name string
+	// PhaseStart and PhaseEnd bound the requests counted in this row (by time sent).
+	PhaseStart, PhaseEnd time.Time
+	// Start and End bound the fault itself; both zero for a phase without a fault.
+	Start, End time.Time
+	Downs      []Down
+}
+
+func (f Fault) hasWindow() bool { return !f.Start.IsZero() }
+
+// Config is what the checker needs to know about the deployment.
+type Config struct {
+	Quotas map[string]int
+	// Grace is the agents' --down-grace.
+	Grace time.Duration
+	// Recovery is how long after a fault ends errors may still occur (1s).
+	Recovery time.Duration
+}
+
+// Violation is one broken invariant with the log lines that prove it.
+type Violation struct {
+	At       time.Time
+	What     string
+	Evidence []Reply
+}
+
+func (v Violation) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", v.At.Format("15:04:05.000"), v.What)
+	for _, r := range v.Evidence {
+		fmt.Fprintf(&b, "\n    %s", r)
+	}
+	return b.String()
+}
+
+// Row is one line of the table.
+type Row struct {
+	Fault      string
+	Decisions  int
+	Errors     int
+	Violations []Violation
+	// Recovery is from the fault's end to the answer of its last error (0 when the last
+	// error came before the end); negative for a phase without a fault.
+	Recovery time.Duration
+	// Clean reports whether the phase had a whole second without any error after the
+	// fault ended and at least one answer in it.
+	Clean bool
+}
+
+// Report is the checker's verdict.
+type Report struct {
+	Rows []Row
+	// Unattributed holds violations outside every phase.
+	Unattributed []Violation
+	// MaxUsers is, per server, the most users found seated on it at one instant.
+	MaxUsers map[string]int
+}
+
+// Violations counts every violation.
+func (r Report) Violations() int {
+	n := len(r.Unattributed)
+	for _, row := range r.Rows {
+		n += len(row.Violations)
+	}
+	return n
+}
+
+// Table renders the rows.
+func (r Report) Table() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-22s %10s %8s %11s %9s\n", "fault", "decisions", "errors", "violations", "recovery")
+	for _, row := range r.Rows {
+		rec := "-"
+		if row.Recovery >= 0 {
+			rec = row.Recovery.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(&b, "%-22s %10d %8d %11d %9s\n", row.Fault, row.Decisions, row.Errors, len(row.Violations), rec)
+	}
+	if len(r.Unattributed) > 0 {
+		fmt.Fprintf(&b, "%-22s %10s %8s %11d %9s\n", "(outside phases)", "", "", len(r.Unattributed), "")
+	}
+	var servers []string
+	for s := range r.MaxUsers {
+		servers = append(servers, s)
+	}
+	sort.Strings(servers)
+	var most []string
+	for _, s := range servers {
+		most = append(most, fmt.Sprintf("%s %d", s, r.MaxUsers[s]))
+	}
+	fmt.Fprintf(&b, "most users seated at once: %s\n", strings.Join(most, ", "))
+	return b.String()
+}
+
+// run is one user's stay on one server: from the answer of its first request there to the
+// sending of its last, the seat certainly existed.
+type run struct {
+	user        string
+	server      string
+	first, last Reply
+}
+
+// Check reads every reply and proves the invariants phase by phase:
+//   - no server holds more users than its quota at any instant;
+//   - a seated user is answered only its server, unless a down-policy move explains the
+//     change (its server stopped, the answer came after the grace and before the server was
+//     back for a second);
+//   - a seated user is never answered `full` (its seat lost) unless the down policy
+//     released it;
+//   - errors (refusals other than `full` to never-seated users, timeouts, and any refusal of
+//     a seated user) only overlap [fault start, fault end + Recovery].
+func Check(cfg Config, replies []Reply, faults []Fault) Report {
+	if cfg.Recovery == 0 {
+		cfg.Recovery = time.Second
+	}
+	rep := Report{Rows: make([]Row, len(faults)), MaxUsers: map[string]int{}}
+	for i, f := range faults {
+		rep.Rows[i] = Row{Fault: f.Name, Recovery: -1}
+	}
+	phaseOf := func(t time.Time) int {
+		for i, f := range faults {
+			if !t.Before(f.PhaseStart) && t.Before(f.PhaseEnd) {
+				return i
+			}
+		}
+		return -1
+	}
+	violate := func(v Violation) {
+		if i := phaseOf(v.At); i >= 0 {
+			rep.Rows[i].Violations = append(rep.Rows[i].Violations, v)
+			return
+		}
+		rep.Unattributed = append(rep.Unattributed, v)
+	}
+	downMove := func(server string, r Reply) bool {
+		for _, f := range faults {
+			for _, d := range f.Downs {
+				if d.Server == server && !r.Answered.Before(d.Stopped.Add(cfg.Grace)) && r.Sent.Before(d.Started.Add(cfg.Recovery)) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	inWindow := func(r Reply) bool {
+		for _, f := range faults {
+			if f.hasWindow() && !r.Answered.Before(f.Start) && !r.Sent.After(f.End.Add(cfg.Recovery)) {
+				return true
+			}
+		}
+		return false
+	}
+	var errs []Reply
+
+	byUser := map[string][]Reply{}
+	for _, r := range replies {
+		byUser[r.User] = append(byUser[r.User], r)
+		if i := phaseOf(r.Sent); i >= 0 {
+			rep.Rows[i].Decisions++
+		}
+	}
+	users := make([]string, 0, len(byUser))
+	for u := range byUser {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	var runs []run
+	for _, u := range users {
+		rs := byUser[u]
+		sort.SliceStable(rs, func(i, j int) bool { return rs[i].Sent.Before(rs[j].Sent) })
+		var cur *run
+		end := func() {
+			if cur != nil {
+				runs = append(runs, *cur)
+				cur = nil
+			}
+		}
+		// before returns the user's last answer on its server and its replies up to r: the
+		// evidence of a violation.
+		before := func(k int, last Reply) []Reply {
+			recent := rs[max(0, k-4) : k+1]
+			if !last.Sent.Before(recent[0].Sent) {
+				return append([]Reply(nil), recent...)
+			}
+			return append([]Reply{last}, recent...)
+		}
+		for k, r := range rs {
+			switch {
+			case r.Kind == Seated && cur == nil:
+				cur = &run{user: u, server: r.Server, first: r, last: r}
+			case r.Kind == Seated && cur.server == r.Server:
+				cur.last = r
+			case r.Kind == Seated:
+				if !downMove(cur.server, r) {
+					violate(Violation{At: r.Answered, Evidence: before(k, cur.last),
+						What: fmt.Sprintf("%s seated on %s answered %s: moved without a down policy", u, cur.server, r.Server)})
+				}
+				end()
+				cur = &run{user: u, server: r.Server, first: r, last: r}
+			case r.Kind == Full && cur == nil:
+				// A user without a seat told every server is full: the quotas at work.
+			case r.Kind == Full:
+				if !downMove(cur.server, r) {
+					errs = append(errs, r)
+					violate(Violation{At: r.Answered, Evidence: before(k, cur.last),
+						What: fmt.Sprintf("%s seated on %s answered full: its seat was lost", u, cur.server)})
+					// The store no longer has the seat: whatever comes next is a new one.
+				}
+				end()
+			default:
+				errs = append(errs, r)
+			}
+		}
+		end()
+	}
+	for _, r := range errs {
+		if i := phaseOf(r.Sent); i >= 0 {
+			rep.Rows[i].Errors++
+		}
+		if !inWindow(r) {
+			violate(Violation{At: r.Answered, Evidence: []Reply{r},
+				What: fmt.Sprintf("%s got an error outside every fault window (+%s)", r.User, cfg.Recovery)})
+		}
+	}
+	checkQuotas(cfg, runs, violate, rep.MaxUsers)
+
+	for i, f := range faults {
+		if !f.hasWindow() {
+			continue
+		}
+		row := &rep.Rows[i]
+		row.Recovery = 0
+		var last time.Time
+		for _, r := range errs {
+			if !r.Answered.Before(f.Start) && !r.Sent.After(f.End.Add(cfg.Recovery)) && r.Answered.After(last) {
+				last = r.Answered
+			}
+		}
+		if last.After(f.End) {
+			row.Recovery = last.Sub(f.End)
+		}
+		// A whole clean second after the last error (or the end), with traffic in it.
+		from := f.End
+		if last.After(from) {
+			from = last
+		}
+		for _, r := range replies {
+			if r.Sent.After(from) && r.Sent.Before(from.Add(time.Second)) {
+				row.Clean = true
+				break
+			}
+		}
+		if !row.Clean {
+			violate(Violation{At: f.End, What: fmt.Sprintf("%s: no answer in the second after the fault's last error", f.Name)})
+		}
+	}
+	return rep
+}
+
+// checkQuotas sweeps each server's runs and reports every instant more users than its quota
+// were certainly seated on it.
+func checkQuotas(cfg Config, runs []run, violate func(Violation), most map[string]int) {
+	type event struct {
+		at  time.Time
+		add bool
+		run int
+	}
+	per := map[string][]event{}
+	for i, r := range runs {
+		from, to := r.first.Answered, r.last.Sent
+		if !to.After(from) {
+			continue // one decision: no instant is certainly inside the seat
+		}
+		per[r.server] = append(per[r.server], event{from, true, i}, event{to, false, i})
+	}
+	for server, evs := range per {
+		// Ends before starts at the same instant: touching intervals do not overlap.
+		sort.Slice(evs, func(i, j int) bool {
+			if !evs[i].at.Equal(evs[j].at) {
+				return evs[i].at.Before(evs[j].at)
+			}
+			return !evs[i].add && evs[j].add
+		})
+		quota, known := cfg.Quotas[server]
+		if !known {
+			violate(Violation{At: runs[evs[0].run].first.Answered, Evidence: []Reply{runs[evs[0].run].first},
+				What: fmt.Sprintf("answered by %s, which is not a configured server", server)})
+			continue
+		}
+		live := map[int]bool{}
+		over := false
+		for _, e := range evs {
+			if !e.add {
+				delete(live, e.run)
+				over = over && len(live) > quota
+				continue
+			}
+			live[e.run] = true
+			if len(live) > most[server] {
+				most[server] = len(live)
+			}
+			if len(live) > quota && !over {
+				over = true // report each excursion once
+				v := Violation{At: e.at, What: fmt.Sprintf("%s holds %d users, quota %d", server, len(live), quota)}
+				// The evidence: the newcomer and the earliest-seated others.
+				ids := make([]int, 0, len(live))
+				for id := range live {
+					ids = append(ids, id)
+				}
+				sort.Slice(ids, func(i, j int) bool { return runs[ids[i]].first.Answered.After(runs[ids[j]].first.Answered) })
+				for k, id := range ids {
+					if k == 4 {
+						break
+					}
+					v.Evidence = append(v.Evidence, runs[id].first)
+				}
+				violate(v)
+			}
+		}
+	}
+}

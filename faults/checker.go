@@ -245,12 +245,22 @@ func Check(cfg Config, replies []Reply, faults []Fault) Report {
 	for _, u := range users {
 		rs := byUser[u]
 		sort.SliceStable(rs, func(i, j int) bool { return rs[i].Sent.Before(rs[j].Sent) })
+		// open holds the user's seats as the answers show them: normally one, its current
+		// server (cur); after a move without a down policy also the server it left, which
+		// still counts against that server's quota until the user is released.
+		open := map[string]*run{}
 		var cur *run
-		end := func() {
-			if cur != nil {
-				runs = append(runs, *cur)
-				cur = nil
+		closeRun := func(server string) {
+			if o := open[server]; o != nil {
+				runs = append(runs, *o)
+				delete(open, server)
 			}
+		}
+		closeAll := func() {
+			for s := range open {
+				closeRun(s)
+			}
+			cur = nil
 		}
 		// before returns the user's last answer on its server and its replies up to r: the
 		// evidence of a violation.
@@ -261,19 +271,27 @@ func Check(cfg Config, replies []Reply, faults []Fault) Report {
 			}
 			return append([]Reply{last}, recent...)
 		}
+		seatOn := func(r Reply) {
+			if o := open[r.Server]; o != nil {
+				o.last = r
+				cur = o
+				return
+			}
+			cur = &run{user: u, server: r.Server, first: r, last: r}
+			open[r.Server] = cur
+		}
 		for k, r := range rs {
 			switch {
-			case r.Kind == Seated && cur == nil:
-				cur = &run{user: u, server: r.Server, first: r, last: r}
-			case r.Kind == Seated && cur.server == r.Server:
-				cur.last = r
+			case r.Kind == Seated && (cur == nil || cur.server == r.Server):
+				seatOn(r)
 			case r.Kind == Seated:
-				if !downMove(cur.server, r) {
+				if downMove(cur.server, r) {
+					closeRun(cur.server)
+				} else {
 					violate(Violation{At: r.Answered, Evidence: before(k, cur.last),
 						What: fmt.Sprintf("%s seated on %s answered %s: moved without a down policy", u, cur.server, r.Server)})
 				}
-				end()
-				cur = &run{user: u, server: r.Server, first: r, last: r}
+				seatOn(r)
 			case r.Kind == Full && cur == nil:
 				// A user without a seat told every server is full: the quotas at work.
 			case r.Kind == Full:
@@ -281,14 +299,14 @@ func Check(cfg Config, replies []Reply, faults []Fault) Report {
 					errs = append(errs, r)
 					violate(Violation{At: r.Answered, Evidence: before(k, cur.last),
 						What: fmt.Sprintf("%s seated on %s answered full: its seat was lost", u, cur.server)})
-					// The store no longer has the seat: whatever comes next is a new one.
 				}
-				end()
+				// The store no longer has the seat: whatever comes next is a new one.
+				closeAll()
 			default:
 				errs = append(errs, r)
 			}
 		}
-		end()
+		closeAll()
 	}
 	for _, r := range errs {
 		if i := phaseOf(r.Sent); i >= 0 {

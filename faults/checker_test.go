@@ -199,3 +199,25 @@ func TestCheckRecovery(t *testing.T) {
 	}
 	wantViolation(t, Check(testCfg, short, oneFault()), 1, "no answer in the second after")
 }
+
+func TestCheckQuotaCountsBothSeatsOfAMovedUser(t *testing.T) {
+	// Two agents that do not share seats: a, b and c alternate between s1 and s2, so each
+	// holds a seat on both, and both servers carry three users on a quota of two.
+	var log []Reply
+	for ms := 0; ms < 20000; ms += 1000 {
+		for i, u := range []string{"a", "b", "c"} {
+			server := []string{"s1", "s2"}[(ms/1000+i)%2]
+			log = append(log, seat(u, ms+i, server))
+		}
+	}
+	rep := Check(testCfg, log, oneFault())
+	var quota int
+	for _, v := range rep.Rows[0].Violations {
+		if strings.Contains(v.What, "quota 2") {
+			quota++
+		}
+	}
+	if quota != 2 || rep.MaxUsers["s1"] != 3 || rep.MaxUsers["s2"] != 3 {
+		t.Errorf("quota violations %d, MaxUsers %v; want one per server, 3 users on each", quota, rep.MaxUsers)
+	}
+}

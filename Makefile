@@ -31,6 +31,7 @@ test-faults: deps
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzFrames -fuzztime $(FUZZTIME) ./agent
+	$(GO) test -run '^$$' -fuzz FuzzDecoders -fuzztime $(FUZZTIME) ./agent/spop
 	$(GO) test -run '^$$' -fuzz FuzzXML -fuzztime $(FUZZTIME) ./keyfrom
 	$(GO) test -run '^$$' -fuzz FuzzJSON -fuzztime $(FUZZTIME) ./keyfrom
 	$(GO) test -run '^$$' -fuzz FuzzRegex -fuzztime $(FUZZTIME) ./keyfrom

@@ -37,7 +37,9 @@ type guardConn struct {
 	hdr       [4]byte
 
 	closing  atomic.Bool
-	extended bool // shutdown grace already granted for the current frame
+	extended bool      // shutdown grace already granted for the current frame
+	dlKind   int       // the read deadline in force (reader goroutine only)
+	dlAt     time.Time // when it expires
 	limits   guardLimits
 	refused  *atomic.Uint64 // counts connections closed for a bad frame
 
@@ -47,6 +49,13 @@ type guardConn struct {
 	inFlight chan struct{}
 	done     chan struct{} // closed when the connection is closed
 	doneOnce sync.Once
+
+	// Write combining (see Write), guarded by wmu.
+	wmu          sync.Mutex
+	wbuf, wspare []byte
+	wacks        int
+	flushing     bool
+	werr         error
 }
 
 // guardLimits bound what one peer can make the agent hold.
@@ -64,22 +73,63 @@ func newGuardConn(c net.Conn, l guardLimits, refused *atomic.Uint64) *guardConn 
 		inFlight: make(chan struct{}, l.maxInFlight), done: make(chan struct{})}
 }
 
-// Write sends one frame (the library writes each frame in one call) under a deadline. An
-// ACK returns its NOTIFY's in-flight token, written or not; a failed write closes the
-// connection, so writers stuck behind a peer that does not read are released.
+// Write sends one frame (the library writes each frame in one call). Frames are combined:
+// the first writer becomes the flusher and writes, in one write(2) under a deadline, every
+// frame the connection's other goroutines queued meanwhile; they return at once. Under
+// pipelining this saves a system call per answer, the largest cost of the library. An
+// ACK's in-flight token returns when its bytes are written (or dropped with the
+// connection), so a peer that does not read still stops the reading of its frames. A
+// failed write closes the connection, so writers stuck behind such a peer are released.
 func (g *guardConn) Write(p []byte) (int, error) {
-	_ = g.Conn.SetWriteDeadline(time.Now().Add(g.limits.write)) // an error means closed: Write reports it
-	n, err := g.Conn.Write(p)
+	acks := 0
 	if len(p) > 4 && p[4] == spop.TypeAck {
+		acks = 1
+	}
+	g.wmu.Lock()
+	if g.werr != nil {
+		err := g.werr
+		g.wmu.Unlock()
+		g.release(acks)
+		return 0, err
+	}
+	g.wbuf = append(g.wbuf, p...)
+	g.wacks += acks
+	if g.flushing {
+		g.wmu.Unlock()
+		return len(p), nil
+	}
+	g.flushing = true
+	for len(g.wbuf) > 0 {
+		buf, n := g.wbuf, g.wacks
+		g.wbuf, g.wacks = g.wspare[:0], 0
+		g.wmu.Unlock()
+		_ = g.Conn.SetWriteDeadline(time.Now().Add(g.limits.write)) // an error means closed: Write reports it
+		_, err := g.Conn.Write(buf)
+		g.release(n)
+		g.wmu.Lock()
+		g.wspare = buf[:0]
+		if err != nil {
+			g.werr = err
+			g.release(g.wacks)
+			g.wbuf, g.wacks, g.flushing = nil, 0, false
+			g.wmu.Unlock()
+			g.Close()
+			return 0, err
+		}
+	}
+	g.flushing = false
+	g.wmu.Unlock()
+	return len(p), nil
+}
+
+// release returns n in-flight tokens.
+func (g *guardConn) release(n int) {
+	for ; n > 0; n-- {
 		select {
 		case <-g.inFlight:
 		default:
 		}
 	}
-	if err != nil {
-		g.Close()
-	}
-	return n, err
 }
 
 // Close closes the connection once.
@@ -123,7 +173,9 @@ func (g *guardConn) nextFrame(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	g.extended = false
-	_ = g.Conn.SetReadDeadline(time.Now().Add(g.limits.idle))
+	if g.r.Buffered() < 4 {
+		g.readDeadline(deadlineIdle, g.limits.idle)
+	}
 	if g.closing.Load() {
 		// shutdown may have set its deadline just before ours replaced it
 		return 0, io.EOF
@@ -141,8 +193,8 @@ func (g *guardConn) nextFrame(p []byte) (int, error) {
 	if n < spop.MinFrameLen {
 		return 0, fmt.Errorf("%w: length %d is shorter than a frame header", errFrame, n)
 	}
-	if !g.closing.Load() {
-		_ = g.Conn.SetReadDeadline(time.Now().Add(g.limits.frame))
+	if !g.closing.Load() && uint32(g.r.Buffered()) < n {
+		g.readDeadline(deadlineFrame, g.limits.frame)
 	}
 	if g.maxFrame == 0 {
 		return g.readHello(p, n)
@@ -210,6 +262,27 @@ func (g *guardConn) readHello(p []byte, n uint32) (int, error) {
 	return g.Read(p)
 }
 
+// Kinds of read deadline in force.
+const (
+	deadlineNone = iota
+	deadlineIdle
+	deadlineFrame
+)
+
+// readDeadline makes sure a read that may block waits at most d: for the next frame (idle)
+// or for the rest of one (frame). Setting a deadline costs; one still more than half
+// ahead of the same kind is kept. Only reads that can block need one: when the bytes
+// are already buffered the caller does not ask. Shutdown's deadline (now) is earlier than
+// any kept here, so keeping one never delays it.
+func (g *guardConn) readDeadline(kind int, d time.Duration) {
+	now := time.Now()
+	if g.dlKind == kind && g.dlAt.Sub(now) > d/2 {
+		return
+	}
+	_ = g.Conn.SetReadDeadline(now.Add(d)) // an error means closed: the read reports it
+	g.dlKind, g.dlAt = kind, now.Add(d)
+}
+
 // retryOnShutdown lets a frame already begun finish after shutdown interrupted the read:
 // HAProxy is waiting for its answer.
 func (g *guardConn) retryOnShutdown(err error) bool {
@@ -217,6 +290,7 @@ func (g *guardConn) retryOnShutdown(err error) bool {
 		return false
 	}
 	g.extended = true
+	g.dlKind = deadlineNone
 	return g.Conn.SetReadDeadline(time.Now().Add(g.limits.grace)) == nil
 }
 

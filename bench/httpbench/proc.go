@@ -1,93 +1,34 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
-	"time"
+
+	"github.com/stickyseat/stickyseat/internal/testbed"
 )
 
 // agentProc is an SPOE agent process (stickyseat serve or the stateless floor) whose pid
 // the CPU column reads.
 type agentProc struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	*testbed.Process
+	name, addr string
 }
 
 // startAgentProc runs bin with args (which make it listen on 127.0.0.1:0 and log its JSON
 // start-up line) and waits for the address it reports.
 func startAgentProc(name, bin string, args ...string) (*agentProc, error) {
-	p := &agentProc{name: name, cmd: exec.Command(bin, args...), out: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
+	p, addr, err := testbed.StartListening(name, bin, args...)
+	if err != nil {
+		return nil, err
 	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for p.addr == "" {
-		sc := bufio.NewScanner(strings.NewReader(p.out.String()))
-		for sc.Scan() {
-			var line struct {
-				Message string `json:"message"`
-				Listen  string `json:"listen"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && strings.HasSuffix(line.Message, "agent started") {
-				p.addr = line.Listen
-			}
-		}
-		select {
-		case <-p.done:
-			return nil, fmt.Errorf("%s exited before listening:\n%s", name, p.out.String())
-		default:
-		}
-		if p.addr == "" && time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("%s did not report its address in 10s:\n%s", name, p.out.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return p, nil
+	return &agentProc{Process: p, name: name, addr: addr}, nil
 }
 
-func (p *agentProc) pid() int { return p.cmd.Process.Pid }
+func (p *agentProc) pid() int { return p.Pid() }
 
-// stop ends the process: SIGTERM, then SIGKILL after 5s.
-func (p *agentProc) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *agentProc) stop() { p.Stop() }
 
 // buildStateless compiles ./bench/stateless into dir.
 func buildStateless(ctx context.Context, dir string) (string, error) {

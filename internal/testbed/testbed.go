@@ -205,7 +205,14 @@ func WaitListening(p *Process, addr string, d time.Duration) error {
 // start-up log line.
 func StartAgent(bin string, args ...string) (*Process, string, error) {
 	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--log-format", "json"}, args...)
-	p, err := Start("stickyseat", bin, args...)
+	return StartListening("stickyseat", bin, args...)
+}
+
+// StartListening runs an SPOE agent (stickyseat or the benchmarks' stateless floor) whose
+// arguments make it listen on port 0, and returns the address its JSON start-up line
+// ("... agent started", field listen) reports.
+func StartListening(name, bin string, args ...string) (*Process, string, error) {
+	p, err := Start(name, bin, args...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -215,11 +222,11 @@ func StartAgent(bin string, args ...string) (*Process, string, error) {
 			return p, addr, nil
 		}
 		if ok, err := p.Exited(); ok {
-			return nil, "", fmt.Errorf("stickyseat serve exited (%v):\n%s", err, p.Output())
+			return nil, "", fmt.Errorf("%s exited (%v):\n%s", name, err, p.Output())
 		}
 		if time.Now().After(deadline) {
 			p.Stop()
-			return nil, "", fmt.Errorf("stickyseat serve did not log its address in 10s:\n%s", p.Output())
+			return nil, "", fmt.Errorf("%s did not log its address in 10s:\n%s", name, p.Output())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -279,7 +286,7 @@ func agentAddr(out string) string {
 			Message string `json:"message"`
 			Listen  string `json:"listen"`
 		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Message == "stickyseat agent started" {
+		if json.Unmarshal(sc.Bytes(), &line) == nil && strings.HasSuffix(line.Message, "agent started") {
 			return line.Listen
 		}
 	}

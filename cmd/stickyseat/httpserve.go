@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -38,9 +39,17 @@ func serveHTTP(ctx context.Context, log zerolog.Logger, addr, what string, h htt
 	return nil
 }
 
-func metricsMux(m *metrics.Metrics) http.Handler {
+// metricsMux serves /metrics and, with profiles, Go's /debug/pprof/ handlers.
+func metricsMux(m *metrics.Metrics, profiles bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
+	if profiles {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -23,6 +23,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "haproxy-socket", Usage: "this node's HAProxy runtime API (stats socket path or host:port): seats of users with an open connection are kept alive (needs haproxy-config --track-connections)", EnvVars: []string{"STICKYSEAT_HAPROXY_SOCKET"}},
 		&cli.StringFlag{Name: "keepalive-interval", Value: "10s", Usage: "how often --haproxy-socket is read; keep it well below --idle-timeout", EnvVars: []string{"STICKYSEAT_KEEPALIVE_INTERVAL"}},
 		&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics on this address at /metrics (default off)", EnvVars: []string{"STICKYSEAT_METRICS_LISTEN"}},
+		&cli.BoolFlag{Name: "pprof", Usage: "also serve Go's profiles at /debug/pprof/ on --metrics-listen (for profiling; off by default)", EnvVars: []string{"STICKYSEAT_PPROF"}},
 		&cli.StringFlag{Name: "admin-listen", Usage: "serve the status page and admin API on this address (default off; loopback unless --admin-token is set)", EnvVars: []string{"STICKYSEAT_ADMIN_LISTEN"}},
 		&cli.StringFlag{Name: "admin-token", Usage: "token the admin API and page require (Authorization: Bearer, or ?token=); required off loopback", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN"}},
 		&cli.IntFlag{Name: "max-seats", Value: 5_000_000, Usage: "most seats one pool may hold: its servers' quotas may not add up to more (bounds memory)", EnvVars: []string{"STICKYSEAT_MAX_SEATS"}},
@@ -49,6 +50,7 @@ type serveConfig struct {
 	MaxConnections  int
 	HAProxySocket   string
 	MetricsListen   string
+	PProf           bool
 	AdminListen     string
 	AdminToken      string
 	KeepAlive       time.Duration
@@ -89,6 +91,9 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 		if _, _, err := net.SplitHostPort(f.addr); err != nil {
 			return cfg, fmt.Errorf("--%s: %q is not host:port", f.flag, f.addr)
 		}
+	}
+	if cfg.PProf = c.Bool("pprof"); cfg.PProf && cfg.MetricsListen == "" {
+		return cfg, fmt.Errorf("--pprof: needs --metrics-listen")
 	}
 	if cfg.AdminListen != "" && cfg.AdminToken == "" && !isLoopback(cfg.AdminListen) {
 		return cfg, fmt.Errorf("--admin-listen: %s is not a loopback address: set --admin-token", cfg.AdminListen)
@@ -143,7 +148,7 @@ func serve(c *cli.Context) error {
 		Strs("pools", poolSummaries(cfg.Pools)).Str("version", version).
 		Msg("stickyseat agent started")
 	tables := newTables(cfg.Pools)
-	if err := serveHTTP(c.Context, log, cfg.MetricsListen, "metrics", metricsMux(m)); err != nil {
+	if err := serveHTTP(c.Context, log, cfg.MetricsListen, "metrics", metricsMux(m, cfg.PProf)); err != nil {
 		return err
 	}
 	if err := serveHTTP(c.Context, log, cfg.AdminListen, "admin", adm.Handler()); err != nil {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -100,7 +99,7 @@ func (a *Agent) decide(m *message.Message) assign.Decision {
 	if err != nil {
 		return assign.Decision{Status: assign.StatusInvalid, Err: err}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.opts.DecisionTimeout)
+	ctx, cancel := newDeadlineContext(a.opts.DecisionTimeout)
 	defer cancel()
 	return a.decider.Decide(ctx, assign.Request{Pool: in.pool, Key: key, Health: in.health, Down: in.down})
 }

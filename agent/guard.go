@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,6 +100,11 @@ func (g *guardConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	g.flushing = true
+	// Let the connection's other handlers that are ready to run queue their answers
+	// first: on few cores they would otherwise each find the flush done and write alone.
+	g.wmu.Unlock()
+	runtime.Gosched()
+	g.wmu.Lock()
 	for len(g.wbuf) > 0 {
 		buf, n := g.wbuf, g.wacks
 		g.wbuf, g.wacks = g.wspare[:0], 0

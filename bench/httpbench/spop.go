@@ -109,17 +109,20 @@ func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
 	// 2. Growth: 1k live seats against cfg.growthSeats, memory and Redis, each on a fresh agent.
 	fmt.Fprintf(out, "\nGrowth: decisions/s over every live seat (uniform hits), fresh agent per row (load average %s)\n\n", loadAverage())
 	fmt.Fprintf(out, "| store | live seats | prefill decisions/s | decisions/s | p99 | agent CPU s / 1k |\n|---|---|---|---|---|---|\n")
-	// Redis twice on the same seats: without the hit cache (one script call per decision: the
-	// store's own growth) and with the default 1s cache (what users run).
+	// Redis three times on the same seats: without the hit cache (one script call per decision:
+	// the store's own growth), with the default 1s cache (what users run) hitting every seat,
+	// and with the cache on 1k hot users among the live seats (the load the cache is for).
 	type variant struct {
 		name  string
 		redis bool
+		hot   bool // load 1k of the live seats only (the hit cache's workload), not all of them
 		extra []string
 	}
-	variants := []variant{{"memory", false, nil}}
+	variants := []variant{{name: "memory"}}
 	if cfg.redis {
-		variants = append(variants, variant{"redis, --refresh-interval 0", true, []string{"--refresh-interval", "0"}},
-			variant{"redis, hit cache 1s", true, nil})
+		variants = append(variants, variant{name: "redis, --refresh-interval 0", redis: true, extra: []string{"--refresh-interval", "0"}},
+			variant{name: "redis, hit cache 1s", redis: true},
+			variant{name: "redis, hit cache 1s, 1k hot users", redis: true, hot: true})
 	}
 	rates := map[string][]float64{}
 	for _, seats := range []int{1000, cfg.growthSeats} {
@@ -147,9 +150,13 @@ func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
 				pre, err = spopBench(ctx, cfg, a, "--connections", "4", "--pipeline", "50", "--users", strconv.Itoa(seats), "--prefill", "--requests", "1")
 				prefilled = prefilled || v.redis
 			}
+			users := seats
+			if v.hot {
+				users = 1000 // user-0 .. user-999: live seats among all the prefilled ones
+			}
 			var r benchJSON
 			if err == nil {
-				r, err = spopBench(ctx, cfg, a, append(load, "--users", strconv.Itoa(seats))...)
+				r, err = spopBench(ctx, cfg, a, append(load, "--users", strconv.Itoa(users))...)
 			}
 			a.stop()
 			if err != nil {
@@ -164,7 +171,15 @@ func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
 		}
 	}
 	for _, v := range variants {
-		verdict(out, fmt.Sprintf("%s: decisions/s at %d seats ≥ 0.8 × at 1000", v.name, cfg.growthSeats), rates[v.name][1]/rates[v.name][0], 0.8, true)
+		what := fmt.Sprintf("%s: decisions/s at %d seats ≥ 0.8 × at 1000", v.name, cfg.growthSeats)
+		if v.redis && !v.hot && len(v.extra) == 0 {
+			// Uniform over 1M users, each comes back every ~15 s: beyond the cache's 1 s, so
+			// this row measures how far the cache reaches, not how the store grows.
+			fmt.Fprintf(out, "not a target: %s: %.2f (the hit cache remembers 1s; uniform users over %d seats return less often)\n",
+				what, rates[v.name][1]/rates[v.name][0], cfg.growthSeats)
+			continue
+		}
+		verdict(out, what, rates[v.name][1]/rates[v.name][0], 0.8, true)
 	}
 	if cfg.redis {
 		return redisCeiling(ctx, cfg, dir, out)

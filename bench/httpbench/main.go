@@ -6,8 +6,8 @@
 //
 //	(a) round robin, no stickiness: the ceiling
 //	(b) HAProxy's native stick on req.hdr(x-user) + leastconn
-//	(c) SPOE to bench/stateless, a hash-only agent on the same SPOE library: the floor any
-//	    SPOA reaches here
+//	(c) SPOE to bench/stateless, a hash-only agent on the same SPOE library and stickyseat's
+//	    own SPOP layer: the floor, what the SPOE round trip costs without seats
 //	(d) SPOE to stickyseat with the memory store
 //	(e) SPOE to stickyseat with Redis
 //
@@ -298,7 +298,7 @@ func runHTTP(ctx context.Context, cfg config, haproxyBin, dir string, users int,
 var rowNames = map[string]string{
 	"a": "(a) round robin, no stickiness",
 	"b": "(b) native stick on req.hdr(x-user) + leastconn",
-	"c": "(c) stateless SPOA (hash only)",
+	"c": "(c) stateless SPOA (hash only, same SPOP layer)",
 	"d": "(d) stickyseat, memory store",
 	"e": "(e) stickyseat, Redis store",
 }

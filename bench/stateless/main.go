@@ -2,6 +2,11 @@
 // library as stickyseat (negasus/haproxy-spoe-go v1.0.7), it answers the stickyseat message
 // by hashing the key to a server, with no state, no quota and no store. The benchmarks
 // compare stickyseat with it (row (c) of `make bench`).
+//
+// --io agent (the default) serves it through stickyseat's own SPOP layer (package agent: the
+// frame guard and its write combining) with a hash-only decider, so that the comparison
+// isolates what seats cost; --io library serves it with the library's plain server, the
+// floor of an agent written the straightforward way.
 package main
 
 import (
@@ -21,6 +26,10 @@ import (
 	spoe "github.com/negasus/haproxy-spoe-go/agent"
 	"github.com/negasus/haproxy-spoe-go/logger"
 	"github.com/negasus/haproxy-spoe-go/request"
+	"github.com/rs/zerolog"
+
+	"github.com/stickyseat/stickyseat/agent"
+	"github.com/stickyseat/stickyseat/assign"
 )
 
 func main() {
@@ -36,6 +45,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("stateless", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:12346", "SPOP address")
 	servers := fs.String("servers", "s1,s2,s3", "server names the keys are hashed to")
+	io := fs.String("io", "agent", "SPOP layer: agent (stickyseat's, with its write combining) or library (the library's plain server)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,6 +55,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("--servers: empty server name in %q", *servers)
 		}
 	}
+	if *io != "agent" && *io != "library" {
+		return fmt.Errorf("--io: %q is neither agent nor library", *io)
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
@@ -53,12 +66,38 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	// the address.
 	line, _ := json.Marshal(map[string]string{"message": "stateless agent started", "listen": ln.Addr().String()})
 	fmt.Fprintf(out, "%s\n", line)
-	return serve(ctx, ln, names)
+	return serve(ctx, ln, names, *io)
 }
 
-// serve answers on ln until ctx is cancelled. Connections in progress are not waited for:
-// this agent holds nothing worth finishing.
-func serve(ctx context.Context, ln net.Listener, servers []string) error {
+// serve answers on ln until ctx is cancelled, through the named SPOP layer.
+func serve(ctx context.Context, ln net.Listener, servers []string, io string) error {
+	if io == "agent" {
+		return agent.New(hashDecider(servers), agent.Options{Logger: zerolog.Nop()}).Serve(ctx, ln)
+	}
+	return serveLibrary(ctx, ln, servers)
+}
+
+// hashDecider seats every key on the server it hashes to: the decision without state.
+type hashDecider []string
+
+func (h hashDecider) Decide(_ context.Context, req assign.Request) assign.Decision {
+	if req.Key == "" {
+		return assign.Decision{Status: assign.StatusInvalid, Err: assign.ErrNoKey}
+	}
+	return assign.Decision{Status: assign.StatusHit, Server: h[fnv1a(req.Key)%uint64(len(h))]}
+}
+
+func fnv1a[T string | []byte](k T) uint64 {
+	var h uint64 = 14695981039346656037
+	for i := 0; i < len(k); i++ {
+		h = (h ^ uint64(k[i])) * 1099511628211
+	}
+	return h
+}
+
+// serveLibrary answers on ln with the library's plain server until ctx is cancelled.
+// Connections in progress are not waited for: this agent holds nothing worth finishing.
+func serveLibrary(ctx context.Context, ln net.Listener, servers []string) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	err := spoe.New(handler(servers), logger.NewNop()).Serve(ln)
@@ -81,20 +120,14 @@ func handler(servers []string) func(*request.Request) {
 			req.Actions.SetVar(action.ScopeTransaction, "status", "invalid")
 			return
 		}
-		var h uint64 = 14695981039346656037
+		var h uint64
 		switch k := v.(type) {
 		case string:
-			for i := 0; i < len(k); i++ {
-				h = (h ^ uint64(k[i])) * 1099511628211
-			}
+			h = fnv1a(k)
 		case []byte:
-			for _, c := range k {
-				h = (h ^ uint64(c)) * 1099511628211
-			}
+			h = fnv1a(k)
 		case net.IP:
-			for _, c := range k {
-				h = (h ^ uint64(c)) * 1099511628211
-			}
+			h = fnv1a([]byte(k))
 		default:
 			req.Actions.SetVar(action.ScopeTransaction, "status", "invalid")
 			return

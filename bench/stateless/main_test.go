@@ -12,7 +12,10 @@ import (
 	"github.com/stickyseat/stickyseat/loadgen"
 )
 
-func startStateless(t *testing.T, servers []string) string {
+// layers are the SPOP layers --io offers; every test runs on each.
+var layers = []string{"agent", "library"}
+
+func startStateless(t *testing.T, servers []string, io string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -20,7 +23,7 @@ func startStateless(t *testing.T, servers []string) string {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, ln, servers) }()
+	go func() { done <- serve(ctx, ln, servers, io) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -36,7 +39,13 @@ func startStateless(t *testing.T, servers []string) string {
 }
 
 func TestSameKeySameServer(t *testing.T) {
-	addr := startStateless(t, []string{"s1", "s2", "s3"})
+	for _, io := range layers {
+		t.Run(io, func(t *testing.T) { testSameKeySameServer(t, io) })
+	}
+}
+
+func testSameKeySameServer(t *testing.T, io string) {
+	addr := startStateless(t, []string{"s1", "s2", "s3"}, io)
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -79,13 +88,17 @@ func TestSameKeySameServer(t *testing.T) {
 }
 
 func TestUnderLoad(t *testing.T) {
-	addr := startStateless(t, []string{"s1", "s2", "s3"})
-	res, err := loadgen.Run(context.Background(), loadgen.Options{Addr: addr, Requests: 3000, Connections: 3, Pipeline: 20})
-	if err != nil {
-		t.Fatalf("loadgen.Run: %v", err)
-	}
-	if res.Decisions != 3000 || res.Statuses["hit"] != 3000 {
-		t.Errorf("decisions %d, statuses %v; want 3000 hits", res.Decisions, res.Statuses)
+	for _, io := range layers {
+		t.Run(io, func(t *testing.T) {
+			addr := startStateless(t, []string{"s1", "s2", "s3"}, io)
+			res, err := loadgen.Run(context.Background(), loadgen.Options{Addr: addr, Requests: 3000, Connections: 3, Pipeline: 20})
+			if err != nil {
+				t.Fatalf("loadgen.Run: %v", err)
+			}
+			if res.Decisions != 3000 || res.Statuses["hit"] != 3000 {
+				t.Errorf("decisions %d, statuses %v; want 3000 hits", res.Decisions, res.Statuses)
+			}
+		})
 	}
 }
 
@@ -103,5 +116,8 @@ func TestRunPrintsAddress(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"--servers", "a,,b"}, &out); err == nil || !strings.Contains(err.Error(), "empty server name") {
 		t.Errorf("run with an empty server name = %v; want an error", err)
+	}
+	if err := run(context.Background(), []string{"--io", "fast"}, &out); err == nil || !strings.Contains(err.Error(), "--io") {
+		t.Errorf("run --io fast = %v; want an error naming --io", err)
 	}
 }

@@ -158,7 +158,9 @@ func (a *Assigner) Decide(ctx context.Context, req Request) Decision {
 		return Decision{Status: StatusInvalid, Pool: p.name, Err: ErrNoKey}
 	}
 	sr := p.req // copy: Servers is shared read-only
-	if req.Health || a.health.tracking() {
+	// HAProxy reporting every server up while none is remembered down is the usual case
+	// with health arguments: the configured view stands, with no lock and no copy.
+	if (req.Health && len(req.Down) > 0) || a.health.tracking() {
 		sr.Servers = a.health.servers(p, req)
 	}
 	if len(sr.Servers) == 0 {

@@ -52,6 +52,23 @@ func BenchmarkDecide(b *testing.B) {
 				}
 			}
 		})
+		// As HAProxy sends it with health checks on (haproxy-config's default): every server
+		// reported, none down.
+		b.Run(fmt.Sprintf("hit-health/live=%d", live), func(b *testing.B) {
+			a := benchAssigner(b, live)
+			keys := make([]string, 4096)
+			for i := range keys {
+				keys[i] = "user-" + strconv.Itoa(i*(live/len(keys)))
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if d := a.Decide(ctx, assign.Request{Key: keys[i%len(keys)], Health: true}); d.Status != assign.StatusHit {
+					b.Fatalf("got %s; want hit", d.Status)
+				}
+			}
+		})
 		b.Run(fmt.Sprintf("new/live=%d", live), func(b *testing.B) {
 			a := benchAssigner(b, live)
 			keys := make([]string, b.N)

@@ -43,6 +43,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{"unknown flag", []string{"serve", "--bogus"}, "--bogus: unknown flag (see --help)"},
 		{"extra argument", []string{"serve", "--servers", "s1", "extra"}, `serve: unexpected argument "extra" (every setting is a flag; see --help)`},
 		{"redis flags checked without redis", []string{"serve", "--servers", "s1", "--refresh-interval", "-1s"}, `--refresh-interval: "-1s" is not a duration of 0 or more (e.g. 1s, 0 to disable)`},
+		{"pprof without metrics", []string{"serve", "--servers", "s1", "--pprof"}, "--pprof: needs --metrics-listen"},
 		{"bad down grace", []string{"serve", "--servers", "s1", "--down-grace", "-1s"}, `--down-grace: "-1s" is not a duration of 0 or more (e.g. 10s)`},
 		{"bad down policy", []string{"serve", "--servers", "s1", "--down-policy", "wait"}, `--down-policy: unknown down policy "wait" (want move or keep)`},
 		{"bad mode", []string{"haproxy-config", "--mode", "udp", "--servers", "s1", "--server-addr", "s1=127.0.0.1:1"}, `--mode: "udp" is not tcp or http`},

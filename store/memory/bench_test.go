@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"testing"
 	"time"
@@ -163,4 +164,34 @@ func BenchmarkSeatMemory(b *testing.B) {
 		total += float64(after) - float64(before)
 	}
 	b.ReportMetric(total/float64(b.N)/n, "B/seat")
+}
+
+// BenchmarkGCWithSeats times a forced, complete garbage collection while one pool holds n live
+// seats: the price the store puts on every GC cycle of the process. It also reports the heap
+// the collector has to scan per seat (/gc/scan/heap:bytes) and the GC CPU per cycle, both from
+// runtime/metrics.
+func BenchmarkGCWithSeats(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			clock := &benchClock{now: start}
+			s := memory.New(memory.Options{Clock: clock.Now})
+			// The keys are dropped after the fill: only the store's heap stays live.
+			fill(b, s, clock, benchKeys(n), benchServers(n), time.Hour)
+			runtime.GC()
+			samples := []metrics.Sample{{Name: "/gc/scan/heap:bytes"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+			metrics.Read(samples)
+			cpu := samples[1].Value.Float64()
+			b.ResetTimer()
+			for b.Loop() {
+				runtime.GC()
+			}
+			b.StopTimer()
+			metrics.Read(samples)
+			b.ReportMetric(float64(samples[0].Value.Uint64())/float64(n), "scan-B/seat")
+			b.ReportMetric((samples[1].Value.Float64()-cpu)*1e9/float64(b.N), "gc-cpu-ns/op")
+			if got := s.Seats("bench"); got != n {
+				b.Fatalf("Seats(bench) = %d; want %d", got, n)
+			}
+		})
+	}
 }

@@ -25,9 +25,8 @@ func (s *Store) LiveSeats(_ context.Context, pool string, _ []string, _ time.Dur
 	now := s.now()
 	p.expire(now)
 	var out []store.Seat
-	for st := p.tail; st != nil && len(out) < limit; st = st.prev {
-		last := s.epoch.Add(time.Duration(st.lastSeen))
-		out = append(out, store.Seat{Key: st.key, Server: p.names[st.server], LastSeen: last, Expires: last.Add(time.Duration(p.idle))})
+	for i := p.tail; i != 0 && len(out) < limit; i = p.slab[i].prev {
+		out = append(out, s.seat(p, i))
 	}
 	return out, nil
 }
@@ -42,11 +41,12 @@ func (s *Store) Evict(_ context.Context, pool, key string) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expire(s.now())
-	st, ok := p.seats[key]
-	if !ok {
+	i := p.find(key, p.hash(key))
+	if i == 0 {
 		return false, nil
 	}
-	p.remove(st)
+	p.remove(i)
+	p.tidyArena()
 	p.changes++
 	return true, nil
 }
@@ -60,10 +60,16 @@ func (s *Store) LiveSeat(_ context.Context, pool, key string, _ time.Duration) (
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expire(s.now())
-	st, ok := p.seats[key]
-	if !ok {
+	i := p.find(key, p.hash(key))
+	if i == 0 {
 		return store.Seat{}, false, nil
 	}
+	return s.seat(p, i), true, nil
+}
+
+// seat describes seat i of pool p, whose lock the caller holds.
+func (s *Store) seat(p *pool, i uint32) store.Seat {
+	st := &p.slab[i]
 	last := s.epoch.Add(time.Duration(st.lastSeen))
-	return store.Seat{Key: st.key, Server: p.names[st.server], LastSeen: last, Expires: last.Add(time.Duration(p.idle))}, true, nil
+	return store.Seat{Key: string(p.key(i)), Server: p.names[st.server], LastSeen: last, Expires: last.Add(time.Duration(p.idle))}
 }

@@ -22,7 +22,7 @@ func held(s *Store, name string) int {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.seats)
+	return p.count
 }
 
 func TestRunSweepsOnTick(t *testing.T) {
@@ -57,9 +57,9 @@ func TestRunSweepsOnTick(t *testing.T) {
 	<-done
 }
 
-// TestMapRebuiltAfterExpiry checks that a pool that once held many seats does not keep a map
-// sized for them: Go maps never shrink, so the pool rebuilds it.
-func TestMapRebuiltAfterExpiry(t *testing.T) {
+// TestSeatsRebuiltAfterExpiry checks that a pool that once held many seats does not keep a
+// slab and a table sized for them: they only grow, so the pool rebuilds them.
+func TestSeatsRebuiltAfterExpiry(t *testing.T) {
 	clock := storetest.NewClock(time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC))
 	s := New(Options{Clock: clock.Now})
 	servers := []store.Server{{Name: "s1", Quota: 1 << 20, Accepting: true}}
@@ -77,7 +77,7 @@ func TestMapRebuiltAfterExpiry(t *testing.T) {
 	clock.Advance(time.Second)
 	s.Sweep()
 	if got := p.peak; got != 0 {
-		t.Errorf("peak after every seat expired = %d; want 0 (map rebuilt)", got)
+		t.Errorf("peak after every seat expired = %d; want 0 (seats rebuilt)", got)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,34 +14,65 @@ import (
 )
 
 // invariants returns what is wrong with the pool's internal state: the list must link every
-// seat of the map once, in last-seen order, and the per-server counts and interned names must
-// match the seats exactly.
+// live seat of the slab once, in last-seen order; the table must find each of them by key and
+// hold nothing else; the free elements and the arena's garbage must account for the rest; the
+// per-server counts and interned names must match the seats exactly.
 func (p *pool) invariants() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	counts := make(map[uint32]int)
-	n := 0
-	var prev *seat
-	for st := p.head; st != nil; prev, st = st, st.next {
-		if n++; n > len(p.seats) {
-			return fmt.Errorf("list longer than the map's %d seats", len(p.seats))
+	n, keyBytes := 0, 0
+	var prev uint32
+	for i := p.head; i != 0; prev, i = i, p.slab[i].next {
+		if n++; n > p.count {
+			return fmt.Errorf("list longer than the %d seats counted", p.count)
 		}
+		st := &p.slab[i]
+		key, size := keyAt(p.arena, st.key)
+		keyBytes += size
 		if st.prev != prev {
-			return fmt.Errorf("seat %q: prev link broken", st.key)
+			return fmt.Errorf("seat %q: prev link broken", key)
 		}
-		if prev != nil && st.lastSeen < prev.lastSeen {
-			return fmt.Errorf("seat %q seen at %d after seat %q seen at %d", st.key, st.lastSeen, prev.key, prev.lastSeen)
+		if prev != 0 && st.lastSeen < p.slab[prev].lastSeen {
+			return fmt.Errorf("seat %q seen at %d after seat %q seen at %d", key, st.lastSeen, p.key(prev), p.slab[prev].lastSeen)
 		}
-		if p.seats[st.key] != st {
-			return fmt.Errorf("seat %q in the list but not in the map", st.key)
+		if fp := p.hash(string(key)); st.fp != fp {
+			return fmt.Errorf("seat %q: fingerprint %#x; its key hashes to %#x", key, st.fp, fp)
+		}
+		if got := p.find(string(key), st.fp); got != i {
+			return fmt.Errorf("seat %q (%d) in the list, but the table finds %d", key, i, got)
 		}
 		counts[st.server]++
 	}
 	if p.tail != prev {
 		return fmt.Errorf("tail is not the last seat of the list")
 	}
-	if n != len(p.seats) {
-		return fmt.Errorf("list holds %d seats, map %d", n, len(p.seats))
+	if n != p.count {
+		return fmt.Errorf("list holds %d seats, count %d", n, p.count)
+	}
+	if p.table.n != n {
+		return fmt.Errorf("table holds %d entries; %d seats", p.table.n, n)
+	}
+	entries := 0
+	for _, e := range p.table.slots {
+		if e != 0 {
+			entries++
+		}
+	}
+	if entries != p.table.n || !fits(entries, len(p.table.slots)) {
+		return fmt.Errorf("table: %d entries in %d slots, %d counted", entries, len(p.table.slots), p.table.n)
+	}
+	free := 0
+	for i := p.free; i != 0; i = p.slab[i].next {
+		if free++; free > len(p.slab) {
+			return fmt.Errorf("free list loops")
+		}
+	}
+	if 1+n+free != len(p.slab) {
+		return fmt.Errorf("slab of %d: %d seats + %d free + 1", len(p.slab), n, free)
+	}
+	if keyBytes+p.garbage != len(p.arena) {
+		return fmt.Errorf("arena of %d bytes: %d of keys + %d of garbage", len(p.arena), keyBytes, p.garbage)
 	}
 	for idx, name := range p.names {
 		if got, want := p.used[idx], counts[uint32(idx)]; got != want {
@@ -56,49 +88,86 @@ func (p *pool) invariants() error {
 			return fmt.Errorf("server %q holds no seat but is still interned", name)
 		}
 	}
-	if len(p.index)+len(p.free) != len(p.names) {
-		return fmt.Errorf("%d indexed + %d free names; %d interned", len(p.index), len(p.free), len(p.names))
+	if len(p.index)+len(p.freeNames) != len(p.names) {
+		return fmt.Errorf("%d indexed + %d free names; %d interned", len(p.index), len(p.freeNames), len(p.names))
 	}
 	return nil
 }
 
-// TestRandomOperationsKeepInvariants runs random requests, clock moves (backwards too), server
-// lists and sweeps against one pool, checking the internal state after each.
+// testHashes are the key hashes the random test runs under: the real one, one under which
+// every key collides, and one under which probe runs wrap around the end of the table.
+var testHashes = []struct {
+	name string
+	hash func(string) uint32
+}{
+	{"seeded", nil},
+	{"colliding", func(string) uint32 { return 0x9e3779b9 }},
+	{"wrapping", func(key string) uint32 {
+		return []uint32{0, 1, 0xfffffffe, 0xffffffff}[len(key)%4]
+	}},
+}
+
+// TestRandomOperationsKeepInvariants runs random requests, evictions, clock moves (backwards
+// too), server lists and sweeps against one pool, checking the internal state after each.
 func TestRandomOperationsKeepInvariants(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 0))
-	clock := storetest.NewClock(time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC))
-	s := New(Options{Clock: clock.Now})
-	names := []string{"s1", "s2", "s3", "s4"}
-	ops := 20_000
-	if testing.Short() {
-		ops = 2_000
-	}
-	for i := range ops {
-		switch r := rng.IntN(100); {
-		case r < 10:
-			clock.Advance(time.Duration(rng.IntN(4000)-500) * time.Millisecond)
-		case r < 12:
-			s.Sweep()
-		default:
-			var servers []store.Server
-			for _, n := range names {
-				if rng.IntN(4) > 0 {
-					servers = append(servers, store.Server{Name: n, Quota: rng.IntN(6), Accepting: rng.IntN(5) > 0})
+	for _, h := range testHashes {
+		t.Run(h.name, func(t *testing.T) {
+			seed := uint64(time.Now().UnixNano())
+			rng := rand.New(rand.NewPCG(seed, 0))
+			clock := storetest.NewClock(time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC))
+			s := New(Options{Clock: clock.Now})
+			p := s.pool("p")
+			if h.hash != nil {
+				p.seatSet = newSeatSet(0, h.hash)
+			}
+			names := []string{"s1", "s2", "s3", "s4"}
+			// A quarter of the keys are longer than 127 bytes: their length takes two
+			// bytes in the arena.
+			key := func(n int) string {
+				if n%4 == 0 {
+					return strings.Repeat("k", 130+n) + strconv.Itoa(n)
+				}
+				return "u" + strconv.Itoa(n)
+			}
+			ops := 20_000
+			if testing.Short() {
+				ops = 2_000
+			}
+			compactions := 0
+			for i := range ops {
+				garbage := p.garbage
+				switch r := rng.IntN(100); {
+				case r < 10:
+					clock.Advance(time.Duration(rng.IntN(4000)-500) * time.Millisecond)
+				case r < 12:
+					s.Sweep()
+				case r < 15:
+					if _, err := s.Evict(context.Background(), "p", key(rng.IntN(40))); err != nil {
+						t.Fatalf("seed %d, op %d: Evict: %v", seed, i, err)
+					}
+				default:
+					var servers []store.Server
+					for _, n := range names {
+						if rng.IntN(4) > 0 {
+							servers = append(servers, store.Server{Name: n, Quota: rng.IntN(6), Accepting: rng.IntN(5) > 0})
+						}
+					}
+					if len(servers) == 0 {
+						continue
+					}
+					req := store.Request{Pool: "p", Key: key(rng.IntN(40)), Servers: servers, Idle: 10 * time.Second}
+					if _, err := s.Assign(context.Background(), req); err != nil {
+						t.Fatalf("seed %d, op %d: Assign(%+v): %v", seed, i, req, err)
+					}
+				}
+				if err := p.invariants(); err != nil {
+					t.Fatalf("seed %d, after op %d: %v", seed, i, err)
+				}
+				if p.garbage < garbage {
+					compactions++
 				}
 			}
-			if len(servers) == 0 {
-				continue
-			}
-			req := store.Request{Pool: "p", Key: "u" + strconv.Itoa(rng.IntN(40)), Servers: servers, Idle: 10 * time.Second}
-			if _, err := s.Assign(context.Background(), req); err != nil {
-				t.Fatalf("seed %d, op %d: Assign(%+v): %v", seed, i, req, err)
-			}
-		}
-		if p := s.lookup("p"); p != nil {
-			if err := p.invariants(); err != nil {
-				t.Fatalf("seed %d, after op %d: %v", seed, i, err)
-			}
-		}
+			t.Logf("%d arena compactions", compactions)
+		})
 	}
 }

@@ -139,7 +139,7 @@ func (s *Store) Seats(pool string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expire(s.now())
-	return len(p.seats)
+	return p.count
 }
 
 // now returns the time as nanoseconds since the store was created. Subtracting from the epoch

@@ -145,6 +145,36 @@ func TestChurnBounded(t *testing.T) {
 	}
 }
 
+// TestMemoryGivenBackAfterBurst checks that the heap a burst of seats took is given back once
+// they expired, while the pool keeps a few seats and stays in use.
+func TestMemoryGivenBackAfterBurst(t *testing.T) {
+	const (
+		burst = 100_000
+		keep  = 1000
+	)
+	f := newFixture(t)
+	servers := []store.Server{up("s1", burst), up("s2", burst)}
+	before := heapAlloc()
+	for i := range burst {
+		f.assign("p", "burst-"+strconv.Itoa(i), servers...)
+	}
+	f.clock.Advance(idle / 2)
+	for i := range keep {
+		f.assign("p", "kept-"+strconv.Itoa(i), servers...)
+	}
+	during := heapAlloc()
+	f.clock.Advance(idle / 2)
+	f.store.Sweep()
+	after := heapAlloc()
+	if got := f.store.Seats("p"); got != keep {
+		t.Fatalf("Seats(p) after the burst expired = %d; want %d", got, keep)
+	}
+	if grown := during - before; after > before+grown/10 {
+		t.Errorf("heap: %d B before, %d B with %d seats, %d B once %d are left; want at most a tenth of the burst's %d B kept",
+			before, during, burst+keep, after, keep, grown)
+	}
+}
+
 func heapAlloc() uint64 {
 	runtime.GC()
 	var ms runtime.MemStats

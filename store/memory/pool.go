@@ -8,49 +8,37 @@ import (
 	"github.com/stickyseat/stickyseat/store"
 )
 
-// shrinkMin is the map size below which a pool never rebuilds its seat map: small maps cost
-// little, and rebuilding them would only churn.
+// shrinkMin is the peak number of seats below which a pool never rebuilds its seats: small
+// pools cost little, and rebuilding them would only churn.
 const shrinkMin = 4096
-
-// seat is one user's seat. It is kept small because a pool may hold millions: the server is
-// an index into the pool's interned names and last-seen is plain nanoseconds.
-type seat struct {
-	prev, next *seat
-	key        string
-	lastSeen   int64  // nanoseconds since Store.epoch
-	server     uint32 // index into pool.names
-}
 
 // pool holds the seats of one pool. All fields are guarded by mu.
 type pool struct {
 	mu sync.Mutex
 
-	seats map[string]*seat
-	// head is the least recently seen seat, tail the most recent: expiry pops from the head,
-	// a refresh moves a seat to the tail.
-	head, tail *seat
+	seatSet
 	// idle is the idle time of the latest request, the one Sweep applies.
 	idle int64
 	// changes counts the requests and evictions that changed the pool, so a periodic save
 	// can skip a store nothing touched.
 	changes uint64
-	// peak is the largest len(seats) since the map was last built; Go maps never shrink, so
-	// the pool rebuilds its map once most of the peak has expired.
+	// peak is the largest number of seats since the seats were last rebuilt; the slab and
+	// the table only grow, so the pool rebuilds them once most of the peak has expired.
 	peak int
 
 	// names interns the server names seats refer to; used counts the live seats on each.
 	// A name whose count drops to zero is forgotten and its index reused, so servers removed
 	// from the configuration cost nothing once their seats are gone.
-	names []string
-	used  []int
-	index map[string]uint32
-	free  []uint32
+	names     []string
+	used      []int
+	index     map[string]uint32
+	freeNames []uint32
 }
 
 func newPool() *pool {
 	return &pool{
-		seats: make(map[string]*seat),
-		index: make(map[string]uint32),
+		seatSet: newSeatSet(0, seededHash()),
+		index:   make(map[string]uint32),
 	}
 }
 
@@ -60,29 +48,28 @@ func (p *pool) assign(req store.Request, now int64) store.Result {
 	p.changes++
 	p.expire(now)
 
+	fp := p.hash(req.Key)
 	var previous string
-	if st, ok := p.seats[req.Key]; ok {
-		name := p.names[st.server]
+	if i := p.find(req.Key, fp); i != 0 {
+		name := p.names[p.slab[i].server]
 		if listed(req.Servers, name) {
-			p.unlink(st)
-			p.pushBack(st, now)
+			p.unlink(i)
+			p.pushBack(i, now)
 			return store.Result{Outcome: store.OutcomeHit, Server: name}
 		}
 		previous = name
-		p.remove(st)
+		p.remove(i)
+		p.tidyArena()
 	}
 
-	i := p.choose(req.Servers)
-	if i < 0 {
+	c := p.choose(req.Servers)
+	if c < 0 {
 		return store.Result{Outcome: store.OutcomeFull, Previous: previous}
 	}
-	idx := p.intern(req.Servers[i].Name)
+	idx := p.intern(req.Servers[c].Name)
 	p.used[idx]++
-	// The seat outlives the request: do not keep the caller's string alive.
-	st := &seat{key: strings.Clone(req.Key), server: idx}
-	p.seats[st.key] = st
-	p.peak = max(p.peak, len(p.seats))
-	p.pushBack(st, now)
+	p.pushBack(p.add(req.Key, fp, idx), now)
+	p.peak = max(p.peak, p.count)
 
 	outcome := store.OutcomeNew
 	if previous != "" {
@@ -143,9 +130,9 @@ func (p *pool) intern(name string) uint32 {
 	}
 	name = strings.Clone(name)
 	var idx uint32
-	if n := len(p.free); n > 0 {
-		idx = p.free[n-1]
-		p.free = p.free[:n-1]
+	if n := len(p.freeNames); n > 0 {
+		idx = p.freeNames[n-1]
+		p.freeNames = p.freeNames[:n-1]
 		p.names[idx] = name
 		p.used[idx] = 0
 	} else {
@@ -165,14 +152,14 @@ func (p *pool) release(idx uint32) {
 	}
 	delete(p.index, p.names[idx])
 	p.names[idx] = ""
-	p.free = append(p.free, idx)
+	p.freeNames = append(p.freeNames, idx)
 }
 
-// remove deletes a seat from the pool and frees its slot.
-func (p *pool) remove(st *seat) {
-	p.unlink(st)
-	delete(p.seats, st.key)
-	p.release(st.server)
+// remove deletes seat i from the pool and frees its slot.
+func (p *pool) remove(i uint32) {
+	server := p.slab[i].server
+	p.drop(i)
+	p.release(server)
 }
 
 // expire removes every seat whose idle time has run out at now: a seat seen at t is expired
@@ -182,53 +169,19 @@ func (p *pool) expire(now int64) {
 		return
 	}
 	removed := false
-	for st := p.head; st != nil && now-st.lastSeen >= p.idle; st = p.head {
-		p.remove(st)
+	for i := p.head; i != 0 && now-p.slab[i].lastSeen >= p.idle; i = p.head {
+		p.remove(i)
 		removed = true
 	}
-	if removed && p.peak >= shrinkMin && len(p.seats) <= p.peak/4 {
+	if !removed {
+		return
+	}
+	// A rebuild costs O(live seats) and runs only after three quarters of the peak were
+	// deleted, so it is O(1) amortized per deleted seat.
+	if p.peak >= shrinkMin && p.count <= p.peak/4 {
 		p.rebuild()
+		p.peak = p.count
+		return
 	}
-}
-
-// rebuild copies the live seats into a right-sized map. It costs O(live seats) and runs only
-// after three quarters of the peak were deleted, so it is O(1) amortized per deleted seat.
-func (p *pool) rebuild() {
-	seats := make(map[string]*seat, len(p.seats))
-	for key, st := range p.seats {
-		seats[key] = st
-	}
-	p.seats = seats
-	p.peak = len(seats)
-}
-
-// pushBack appends a seat seen at now to the tail of the list. A clock that steps back is
-// clamped to the tail's last-seen so that the list stays ordered.
-func (p *pool) pushBack(st *seat, now int64) {
-	if p.tail != nil && now < p.tail.lastSeen {
-		now = p.tail.lastSeen
-	}
-	st.lastSeen = now
-	st.prev, st.next = p.tail, nil
-	if p.tail != nil {
-		p.tail.next = st
-	} else {
-		p.head = st
-	}
-	p.tail = st
-}
-
-// unlink takes a seat out of the list.
-func (p *pool) unlink(st *seat) {
-	if st.prev != nil {
-		st.prev.next = st.next
-	} else {
-		p.head = st.next
-	}
-	if st.next != nil {
-		st.next.prev = st.prev
-	} else {
-		p.tail = st.prev
-	}
-	st.prev, st.next = nil, nil
+	p.tidyArena()
 }

@@ -49,27 +49,23 @@ var ErrNotEmpty = errors.New("store is not empty")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// savedSeat is one seat as copied out of a pool for Save.
-type savedSeat struct {
-	key      string
-	lastSeen int64 // nanoseconds since Store.epoch
-	server   uint32
-}
-
 // poolSnapshot is one pool as copied out under its lock, so that encoding and writing
-// happen without it.
+// happen without it. The copies of the slab and the arena are plain memory copies, which
+// keeps the lock short; the list is walked in them afterwards.
 type poolSnapshot struct {
 	name  string
 	idle  int64
 	names []string // pool.names at the time of the copy; seats index into it
-	seats []savedSeat
+	slab  []seat
+	arena []byte
+	head  uint32
+	count int
 	// wall and now are one reading of the clock: wall clock Unix ns and nanoseconds since
 	// the epoch. A seat's wall clock last-seen is wall - (now - lastSeen).
 	wall, now int64
 }
 
-// snapshot copies the live seats of every pool, least recently seen first. Each pool is
-// locked only for the copy.
+// snapshot copies the live seats of every pool. Each pool is locked only for the copy.
 func (s *Store) snapshot() []poolSnapshot {
 	s.mu.RLock()
 	names := make([]string, 0, len(s.pools))
@@ -83,23 +79,22 @@ func (s *Store) snapshot() []poolSnapshot {
 	for i, p := range pools {
 		// Allocate outside the lock, with some room for seats granted meanwhile.
 		p.mu.Lock()
-		n := len(p.seats)
+		nslab, narena := len(p.slab), len(p.arena)
 		p.mu.Unlock()
-		seats := make([]savedSeat, 0, n+n/8+16)
+		slab := make([]seat, 0, nslab+nslab/8+16)
+		arena := make([]byte, 0, narena+narena/8+1024)
 
 		p.mu.Lock()
 		t := s.clock()
 		now := int64(t.Sub(s.epoch))
 		p.expire(now)
-		if len(p.seats) == 0 {
+		if p.count == 0 {
 			p.mu.Unlock()
 			continue
 		}
-		for st := p.head; st != nil; st = st.next {
-			seats = append(seats, savedSeat{key: st.key, lastSeen: st.lastSeen, server: st.server})
-		}
 		snap := poolSnapshot{name: names[i], idle: p.idle, names: append([]string(nil), p.names...),
-			seats: seats, wall: t.UnixNano(), now: now}
+			slab: append(slab, p.slab...), arena: append(arena, p.arena...), head: p.head, count: p.count,
+			wall: t.UnixNano(), now: now}
 		p.mu.Unlock()
 		out = append(out, snap)
 	}
@@ -139,8 +134,8 @@ func (snap *poolSnapshot) encode(e *stateEncoder) int {
 	// index maps the pool's server indexes to the file's, 0 meaning not yet listed.
 	index := make([]uint64, len(snap.names))
 	var servers []string
-	for _, st := range snap.seats {
-		if index[st.server] == 0 {
+	for i := snap.head; i != 0; i = snap.slab[i].next {
+		if st := &snap.slab[i]; index[st.server] == 0 {
 			servers = append(servers, snap.names[st.server])
 			index[st.server] = uint64(len(servers))
 		}
@@ -151,18 +146,21 @@ func (snap *poolSnapshot) encode(e *stateEncoder) int {
 	for _, name := range servers {
 		e.str(name)
 	}
-	e.uvarint(uint64(len(snap.seats)))
+	e.uvarint(uint64(snap.count))
 	wallOf := func(lastSeen int64) int64 { return snap.wall - (snap.now - lastSeen) }
-	prev := wallOf(snap.seats[0].lastSeen)
+	prev := wallOf(snap.slab[snap.head].lastSeen)
 	e.varint(prev)
-	for _, st := range snap.seats {
+	// Least recently seen first.
+	for i := snap.head; i != 0; i = snap.slab[i].next {
+		st := &snap.slab[i]
 		wall := wallOf(st.lastSeen)
-		e.str(st.key)
+		key, _ := keyAt(snap.arena, st.key)
+		e.bytes(key)
 		e.uvarint(index[st.server] - 1)
 		e.uvarint(uint64(wall - prev)) // the list is in last-seen order: never negative
 		prev = wall
 	}
-	return len(snap.seats)
+	return snap.count
 }
 
 // stateEncoder appends varints and strings to a buffered writer, keeping the first error.
@@ -190,6 +188,11 @@ func (e *stateEncoder) varint(v int64) { e.write(binary.AppendVarint(e.w.Availab
 func (e *stateEncoder) str(s string) {
 	e.uvarint(uint64(len(s)))
 	e.raw(s)
+}
+
+func (e *stateEncoder) bytes(b []byte) {
+	e.uvarint(uint64(len(b)))
+	e.write(b)
 }
 
 // Load restores the seats r holds, written by Save, into an empty store and returns how many
@@ -264,7 +267,7 @@ func (s *Store) decode(body []byte) (map[string]*pool, int, int, error) {
 			return nil, 0, 0, fmt.Errorf("duplicate or empty pool name %q", name)
 		}
 		p := newPool()
-		p.seats = make(map[string]*seat, nseats)
+		p.seatSet = newSeatSet(nseats, p.hash)
 		p.idle = idle
 		// interned maps the file's server indexes to the pool's, plus one (0: not yet).
 		interned := make([]uint32, len(servers))
@@ -290,21 +293,23 @@ func (s *Store) decode(body []byte) (map[string]*pool, int, int, error) {
 			if interned[server] == 0 {
 				interned[server] = p.intern(servers[server]) + 1
 			}
-			st := &seat{key: key, server: interned[server] - 1}
-			n := len(p.seats)
-			p.seats[key] = st
-			if len(p.seats) == n {
+			fp := p.hash(key)
+			if p.find(key, fp) != 0 {
 				return nil, 0, 0, fmt.Errorf("pool %q: duplicate key %q", name, key)
 			}
-			p.used[st.server]++
-			p.pushBack(st, now-age)
+			p.used[interned[server]-1]++
+			p.pushBack(p.add(key, fp, interned[server]-1), now-age)
 			restored++
 		}
 		if d.err != nil {
 			break
 		}
-		p.peak = len(p.seats)
-		if len(p.seats) > 0 {
+		if p.count < nseats/2 {
+			// Most seats had expired: give back the room made for them.
+			p.rebuild()
+		}
+		p.peak = p.count
+		if p.count > 0 {
 			pools[name] = p
 		}
 	}
@@ -333,7 +338,7 @@ func (s *Store) install(pools map[string]*pool) error {
 		p.mu.Lock()
 		locked = append(locked, p)
 		p.expire(now)
-		if len(p.seats) > 0 {
+		if p.count > 0 {
 			return ErrNotEmpty
 		}
 	}
@@ -344,8 +349,8 @@ func (s *Store) install(pools map[string]*pool) error {
 			s.pools[name] = np
 			continue
 		}
-		p.seats, p.head, p.tail, p.idle, p.peak = np.seats, np.head, np.tail, np.idle, np.peak
-		p.names, p.used, p.index, p.free = np.names, np.used, np.index, np.free
+		p.seatSet, p.idle, p.peak = np.seatSet, np.idle, np.peak
+		p.names, p.used, p.index, p.freeNames = np.names, np.used, np.index, np.freeNames
 		p.changes++
 	}
 	return nil

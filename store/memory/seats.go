@@ -1,0 +1,209 @@
+package memory
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+)
+
+// compactMin is the arena garbage, in bytes, below which a pool never compacts its arena:
+// small arenas cost little, and compacting them would only churn.
+const compactMin = 64 << 10
+
+// seat is one user's seat, an element of its pool's slab. It holds no pointer, so that the
+// garbage collector has nothing to trace in a pool of millions of seats: the list links are
+// slab indexes, the key an offset into the pool's arena, the server an index into the pool's
+// interned names.
+type seat struct {
+	// prev and next link the seats in last-seen order, 0 meaning none; a free seat's next
+	// is the next free one.
+	prev, next uint32
+	fp         uint32 // the key's fingerprint, which finds the seat in the table
+	server     uint32 // index into pool.names
+	lastSeen   int64  // nanoseconds since Store.epoch
+	key        uint64 // offset in the arena of the key's entry: uvarint length, then bytes
+}
+
+// seatSet holds the seats of one pool in three pointer-free arrays: the slab of seats, the
+// arena of their keys and the table that finds a seat by key. Freed seats are reused; freed
+// key bytes are garbage until the arena is compacted. Indexes are uint32: a pool holds fewer
+// than 2^32 seats (that would take 128 GiB of slab alone).
+type seatSet struct {
+	slab  []seat // slab[0] is never a seat, so that index 0 means none
+	free  uint32 // first free element of the slab, chained by next
+	count int    // live seats
+
+	// head is the least recently seen seat, tail the most recent: expiry pops from the head,
+	// a refresh moves a seat to the tail.
+	head, tail uint32
+
+	arena   []byte
+	garbage int // bytes of the arena that belong to no seat
+
+	table table
+	// hash returns a key's fingerprint. It is seeded per set (maphash), so that keys from
+	// the network cannot be chosen to collide; tests replace it to make them collide.
+	hash func(key string) uint32
+}
+
+// newSeatSet returns an empty set with room for n seats.
+func newSeatSet(n int, hash func(string) uint32) seatSet {
+	return seatSet{slab: make([]seat, 1, n+1), table: newTable(n), hash: hash}
+}
+
+// seededHash returns a key hash with a random seed of its own.
+func seededHash() func(string) uint32 {
+	seed := maphash.MakeSeed()
+	return func(key string) uint32 {
+		return uint32(maphash.String(seed, key) >> 32)
+	}
+}
+
+// keyAt returns the key whose entry starts at off in arena, and the size of that entry.
+func keyAt(arena []byte, off uint64) (key []byte, size int) {
+	b := arena[off:]
+	if n := int(b[0]); n < 0x80 {
+		return b[1 : 1+n], 1 + n
+	}
+	n, w := binary.Uvarint(b)
+	return b[w : w+int(n)], w + int(n)
+}
+
+// key returns the key of seat i; the bytes are the arena's, valid until the next change.
+func (s *seatSet) key(i uint32) []byte {
+	k, _ := keyAt(s.arena, s.slab[i].key)
+	return k
+}
+
+// find returns the seat holding key, whose fingerprint is fp, or 0 when there is none.
+func (s *seatSet) find(key string, fp uint32) uint32 {
+	t := &s.table
+	mask := len(t.slots) - 1
+	for j := t.home(fp); ; j = (j + 1) & mask {
+		e := t.slots[j]
+		if e == 0 {
+			return 0
+		}
+		if uint32(e>>32) == fp && string(s.key(uint32(e))) == key {
+			return uint32(e)
+		}
+	}
+}
+
+// add stores a seat for key, whose fingerprint is fp, on server, and returns its index. The
+// key must not be in the set; the seat is not in the list yet.
+func (s *seatSet) add(key string, fp, server uint32) uint32 {
+	i := s.free
+	if i != 0 {
+		s.free = s.slab[i].next
+	} else {
+		i = uint32(len(s.slab))
+		s.slab = append(s.slab, seat{})
+	}
+	// The arena copies the key: the caller's string is not kept alive. A full arena that is
+	// a quarter garbage or more is compacted rather than grown.
+	if len(s.arena)+binary.MaxVarintLen64+len(key) > cap(s.arena) && s.garbage >= max(compactMin, len(s.arena)/4) {
+		s.compactArena()
+	}
+	off := uint64(len(s.arena))
+	s.arena = binary.AppendUvarint(s.arena, uint64(len(key)))
+	s.arena = append(s.arena, key...)
+	s.slab[i] = seat{fp: fp, server: server, key: off}
+	s.table.insert(fp, i)
+	s.count++
+	return i
+}
+
+// drop deletes seat i from the list, the table and the arena, and frees its slab element.
+func (s *seatSet) drop(i uint32) {
+	s.unlink(i)
+	st := &s.slab[i]
+	s.table.delete(st.fp, i)
+	_, size := keyAt(s.arena, st.key)
+	s.garbage += size
+	*st = seat{next: s.free}
+	s.free = i
+	s.count--
+}
+
+// pushBack appends seat i, seen at now, to the tail of the list. A clock that steps back is
+// clamped to the tail's last-seen so that the list stays ordered.
+func (s *seatSet) pushBack(i uint32, now int64) {
+	if s.tail != 0 {
+		now = max(now, s.slab[s.tail].lastSeen)
+		s.slab[s.tail].next = i
+	} else {
+		s.head = i
+	}
+	st := &s.slab[i]
+	st.lastSeen = now
+	st.prev, st.next = s.tail, 0
+	s.tail = i
+}
+
+// unlink takes seat i out of the list.
+func (s *seatSet) unlink(i uint32) {
+	st := &s.slab[i]
+	if st.prev != 0 {
+		s.slab[st.prev].next = st.next
+	} else {
+		s.head = st.next
+	}
+	if st.next != 0 {
+		s.slab[st.next].prev = st.prev
+	} else {
+		s.tail = st.prev
+	}
+	st.prev, st.next = 0, 0
+}
+
+// tidyArena compacts the arena once removed keys take as much of it as live ones, so that it
+// holds at most about twice the live keys. A compaction costs O(live seats) and follows at
+// least as many freed bytes as it keeps, so with keys of similar lengths it is O(1) amortized
+// per removed seat.
+func (s *seatSet) tidyArena() {
+	if s.garbage >= max(compactMin, len(s.arena)-s.garbage) {
+		s.compactArena()
+	}
+}
+
+// compactArena copies the live keys, in last-seen order, into a new arena. The new arena has
+// room for as many keys again, so that a steady churn fills it with garbage and compacts it
+// again without ever growing it.
+func (s *seatSet) compactArena() {
+	live := len(s.arena) - s.garbage
+	arena := make([]byte, 0, 2*live)
+	for i := s.head; i != 0; i = s.slab[i].next {
+		st := &s.slab[i]
+		_, size := keyAt(s.arena, st.key)
+		off := st.key
+		st.key = uint64(len(arena))
+		arena = append(arena, s.arena[off:off+uint64(size)]...)
+	}
+	s.arena, s.garbage = arena, 0
+}
+
+// rebuild copies the live seats, in last-seen order, into a right-sized slab, arena and
+// table, so that the memory a burst took is given back once its seats are gone. It costs
+// O(live seats).
+func (s *seatSet) rebuild() {
+	n := s.count
+	slab := make([]seat, 1, n+1)
+	arena := make([]byte, 0, len(s.arena)-s.garbage)
+	t := newTable(n)
+	for i := s.head; i != 0; i = s.slab[i].next {
+		st := s.slab[i]
+		j := uint32(len(slab))
+		_, size := keyAt(s.arena, st.key)
+		arena = append(arena, s.arena[st.key:st.key+uint64(size)]...)
+		st.key = uint64(len(arena) - size)
+		st.prev, st.next = j-1, j+1
+		slab = append(slab, st)
+		t.insert(st.fp, j)
+	}
+	s.head, s.tail = 0, 0
+	if n > 0 {
+		slab[n].next = 0
+		s.head, s.tail = 1, uint32(n)
+	}
+	s.slab, s.free, s.arena, s.garbage, s.table = slab, 0, arena, 0, t
+}

@@ -1,0 +1,311 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stickyseat/stickyseat/store"
+	"github.com/stickyseat/stickyseat/store/storetest"
+)
+
+// hashedFixture is a store on a fake clock whose pool "p" fingerprints keys with a hash of
+// the test's choosing.
+type hashedFixture struct {
+	t     *testing.T
+	clock *storetest.Clock
+	s     *Store
+	p     *pool
+}
+
+func newHashedFixture(t *testing.T, hash func(string) uint32) *hashedFixture {
+	clock := storetest.NewClock(time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC))
+	s := New(Options{Clock: clock.Now})
+	p := s.pool("p")
+	if hash != nil {
+		p.seatSet = newSeatSet(0, hash)
+	}
+	return &hashedFixture{t: t, clock: clock, s: s, p: p}
+}
+
+const testIdle = 10 * time.Second
+
+// assign requests a seat in pool p and checks the outcome and server, and the pool's state.
+func (f *hashedFixture) assign(key string, servers []store.Server, want store.Result) {
+	f.t.Helper()
+	req := store.Request{Pool: "p", Key: key, Servers: servers, Idle: testIdle}
+	got, err := f.s.Assign(context.Background(), req)
+	if err != nil || got != want {
+		f.t.Fatalf("Assign(%q) = %+v, %v; want %+v", key, got, err, want)
+	}
+	f.check()
+}
+
+func (f *hashedFixture) check() {
+	f.t.Helper()
+	if err := f.p.invariants(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// liveSeat returns the server of the key's live seat, or "" when it has none.
+func (f *hashedFixture) liveSeat(key string) string {
+	f.t.Helper()
+	seat, ok, err := f.s.LiveSeat(context.Background(), "p", key, testIdle)
+	if err != nil {
+		f.t.Fatalf("LiveSeat(%q): %v", key, err)
+	}
+	if !ok {
+		return ""
+	}
+	if seat.Key != key {
+		f.t.Fatalf("LiveSeat(%q).Key = %q", key, seat.Key)
+	}
+	return seat.Server
+}
+
+func (f *hashedFixture) wantSeats(want map[string]string) {
+	f.t.Helper()
+	for key, server := range want {
+		if got := f.liveSeat(key); got != server {
+			f.t.Errorf("LiveSeat(%q) server = %q; want %q", key, got, server)
+		}
+	}
+	live := 0
+	for _, server := range want {
+		if server != "" {
+			live++
+		}
+	}
+	if got := f.s.Seats("p"); got != live {
+		f.t.Errorf("Seats(p) = %d; want %d", got, live)
+	}
+}
+
+// TestFingerprintCollisions checks that keys whose hashes are equal still get seats of their
+// own, which are refreshed, evicted and expired one by one.
+func TestFingerprintCollisions(t *testing.T) {
+	f := newHashedFixture(t, func(string) uint32 { return 42 })
+	servers := []store.Server{{Name: "s1", Quota: 10, Accepting: true}, {Name: "s2", Quota: 10, Accepting: true}}
+	hit := func(server string) store.Result { return store.Result{Outcome: store.OutcomeHit, Server: server} }
+	seat := func(server string) store.Result { return store.Result{Outcome: store.OutcomeNew, Server: server} }
+
+	f.assign("u1", servers, seat("s1"))
+	f.assign("u2", servers, seat("s2"))
+	f.assign("u1", servers, hit("s1"))
+	f.assign("u2", servers, hit("s2"))
+	f.wantSeats(map[string]string{"u1": "s1", "u2": "s2", "u3": ""})
+
+	// u2 is refreshed halfway: u1 expires alone.
+	f.clock.Advance(testIdle / 2)
+	f.assign("u2", servers, hit("s2"))
+	f.clock.Advance(testIdle / 2)
+	f.wantSeats(map[string]string{"u1": "", "u2": "s2"})
+	f.check()
+
+	f.assign("u1", servers, seat("s1"))
+	f.assign("u3", servers, seat("s1"))
+	if ok, err := f.s.Evict(context.Background(), "p", "u1"); !ok || err != nil {
+		t.Fatalf("Evict(u1) = %v, %v; want true", ok, err)
+	}
+	f.check()
+	f.wantSeats(map[string]string{"u1": "", "u2": "s2", "u3": "s1"})
+	f.assign("u3", servers, hit("s1"))
+
+	// u2, then u3, expire; each key is found and removed on its own.
+	f.clock.Advance(testIdle / 2)
+	f.wantSeats(map[string]string{"u1": "", "u2": "", "u3": "s1"})
+	f.check()
+	f.clock.Advance(testIdle / 2)
+	f.wantSeats(map[string]string{"u1": "", "u2": "", "u3": ""})
+	f.check()
+}
+
+// TestTable runs random inserts and deletes on a table whose fingerprints take few values,
+// at both ends of the hash space so that probe runs collide and wrap around: every entry must
+// stay reachable from its home slot, whatever deletions shifted.
+func TestTable(t *testing.T) {
+	fps := []uint32{0, 1, 0x7fffffff, 0xfffffffe, 0xffffffff}
+	rng := rand.New(rand.NewPCG(1, 2))
+	tb := newTable(0)
+	type entry struct{ fp, seat uint32 }
+	var live []entry
+	next := uint32(1)
+	reachable := func(e entry) bool {
+		mask := len(tb.slots) - 1
+		want := uint64(e.fp)<<32 | uint64(e.seat)
+		for j := tb.home(e.fp); tb.slots[j] != 0; j = (j + 1) & mask {
+			if tb.slots[j] == want {
+				return true
+			}
+		}
+		return false
+	}
+	for op := range 20_000 {
+		if len(live) == 0 || len(live) < 300 && rng.IntN(2) == 0 {
+			e := entry{fps[rng.IntN(len(fps))], next}
+			next++
+			tb.insert(e.fp, e.seat)
+			live = append(live, e)
+		} else {
+			k := rng.IntN(len(live))
+			tb.delete(live[k].fp, live[k].seat)
+			live = slices.Delete(live, k, k+1)
+		}
+		used := 0
+		for _, e := range tb.slots {
+			if e != 0 {
+				used++
+			}
+		}
+		if tb.n != len(live) || used != len(live) {
+			t.Fatalf("op %d: table counts %d entries and holds %d; want %d", op, tb.n, used, len(live))
+		}
+		for _, e := range live {
+			if !reachable(e) {
+				t.Fatalf("op %d: seat %d (fp %#x) not reachable from its home slot", op, e.seat, e.fp)
+			}
+		}
+	}
+}
+
+// longKey returns a distinct key of 100 bytes: with its length, 101 bytes of arena.
+func longKey(i int) string {
+	return fmt.Sprintf("%0100d", i)
+}
+
+// TestArenaCompactedUnderChurn passes many users through a pool that holds a steady number of
+// seats: the arena must be compacted instead of growing with the users ever seen, and must
+// never need more than twice the live keys.
+func TestArenaCompactedUnderChurn(t *testing.T) {
+	const (
+		live = 1000 // 101,000 bytes of keys: above compactMin
+		step = testIdle / live
+	)
+	f := newHashedFixture(t, nil)
+	servers := []store.Server{{Name: "s1", Quota: 2 * live, Accepting: true}}
+	compactions := 0
+	for i := range 50 * live {
+		f.clock.Advance(step)
+		garbage := f.p.garbage
+		req := store.Request{Pool: "p", Key: longKey(i), Servers: servers, Idle: testIdle}
+		if got, err := f.s.Assign(context.Background(), req); err != nil || got.Outcome != store.OutcomeNew {
+			t.Fatalf("Assign(%q) = %+v, %v; want a new seat", req.Key, got, err)
+		}
+		if f.p.garbage < garbage {
+			compactions++
+		}
+		if i >= 2*live && cap(f.p.arena) > 2*live*101 {
+			t.Fatalf("after %d users: arena of %d bytes (cap %d); want at most %d for %d live seats",
+				i+1, len(f.p.arena), cap(f.p.arena), 2*live*101, f.p.count)
+		}
+	}
+	f.check()
+	if f.p.count != live {
+		t.Errorf("seats after the churn = %d; want %d", f.p.count, live)
+	}
+	if compactions < 40 {
+		t.Errorf("arena compactions for 49 pools' worth of garbage = %d; want at least 40", compactions)
+	}
+}
+
+// TestArenaCompactedWhenIdle checks that a pool whose seats expire, with no new seat to make
+// room for, gives back its arena once it is mostly garbage, and that the keys it keeps are
+// intact.
+func TestArenaCompactedWhenIdle(t *testing.T) {
+	const n = 3000 // below shrinkMin: the seats are not rebuilt, only the arena is compacted
+	f := newHashedFixture(t, nil)
+	servers := []store.Server{{Name: "s1", Quota: n, Accepting: true}}
+	for i := range n {
+		if i == 2*n/3 {
+			f.clock.Advance(testIdle / 2)
+		}
+		req := store.Request{Pool: "p", Key: longKey(i), Servers: servers, Idle: testIdle}
+		if _, err := f.s.Assign(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.Advance(testIdle / 2)
+	f.s.Sweep()
+	f.check()
+	keep := n / 3
+	if got, want := len(f.p.arena), keep*101; got != want || f.p.garbage != 0 {
+		t.Errorf("arena after two thirds expired = %d bytes, %d garbage; want %d, 0", got, f.p.garbage, want)
+	}
+	seats, err := f.s.LiveSeats(context.Background(), "p", nil, 0, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, st := range seats {
+		got = append(got, st.Key)
+	}
+	var want []string
+	for i := n - 1; i >= n-keep; i-- {
+		want = append(want, longKey(i))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("LiveSeats after compaction: %d keys; want the %d latest, most recent first", len(got), len(want))
+	}
+}
+
+// TestShrinkAfterBurst checks that a pool that held many more seats than it holds now gives
+// back the slab, table and arena the burst took, and keeps working.
+func TestShrinkAfterBurst(t *testing.T) {
+	const (
+		burst = 100_000
+		keep  = 1000
+	)
+	f := newHashedFixture(t, nil)
+	servers := []store.Server{{Name: "s1", Quota: burst, Accepting: true}, {Name: "s2", Quota: burst, Accepting: true}}
+	assign := func(key string) store.Result {
+		t.Helper()
+		got, err := f.s.Assign(context.Background(), store.Request{Pool: "p", Key: key, Servers: servers, Idle: testIdle})
+		if err != nil {
+			t.Fatalf("Assign(%q): %v", key, err)
+		}
+		return got
+	}
+	for i := range burst {
+		assign("burst-" + strconv.Itoa(i))
+	}
+	f.clock.Advance(testIdle / 2)
+	keys := 0
+	for i := range keep {
+		key := "kept-" + strconv.Itoa(i)
+		keys += 1 + len(key)
+		assign(key)
+	}
+	f.clock.Advance(testIdle / 2)
+	f.s.Sweep()
+	f.check()
+	p := f.p
+	if p.count != keep || p.peak != keep {
+		t.Errorf("after the burst expired: %d seats, peak %d; want %d, %d", p.count, p.peak, keep, keep)
+	}
+	if got, want := len(p.slab), keep+1; got != want || cap(p.slab) != want {
+		t.Errorf("slab after the burst expired: len %d, cap %d; want %d", got, cap(p.slab), want)
+	}
+	if got, want := len(p.table.slots), len(newTable(keep).slots); got != want {
+		t.Errorf("table after the burst expired: %d slots; want %d", got, want)
+	}
+	if cap(p.arena) != keys || p.garbage != 0 {
+		t.Errorf("arena after the burst expired: cap %d, garbage %d; want %d, 0", cap(p.arena), p.garbage, keys)
+	}
+	if got := assign("kept-0"); got.Outcome != store.OutcomeHit {
+		t.Errorf("Assign(kept-0) after the shrink = %+v; want a hit", got)
+	}
+	if got := assign("burst-0"); got.Outcome != store.OutcomeNew {
+		t.Errorf("Assign(burst-0) after the shrink = %+v; want a new seat", got)
+	}
+	f.check()
+	// The kept seats alternated between the servers; the tie then goes to s1.
+	if got, want := f.s.Usage("p"), (map[string]int{"s1": keep/2 + 1, "s2": keep / 2}); !maps.Equal(got, want) {
+		t.Errorf("Usage(p) = %v; want %v", got, want)
+	}
+}

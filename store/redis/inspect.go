@@ -105,7 +105,7 @@ func (s *Store) Evict(ctx context.Context, pool, key string) (bool, error) {
 		return false, fmt.Errorf("redis evict in pool %q: %w", pool, err)
 	}
 	if s.cache != nil {
-		s.cache.remove(pool + "\x00" + key)
+		s.cache.remove(pool, key)
 	}
 	return true, nil
 }

@@ -39,6 +39,12 @@
 // transparently on the new master (NOSCRIPT → EVAL). While Redis fails, users in the agent's
 // hit cache keep their seats (see Options.RefreshInterval); the others get errors until the
 // client reaches the new master.
+//
+// # Batching
+//
+// A decision's script call goes out at once unless the pool already has two writes waiting
+// for Redis; then it queues, and the calls queued meanwhile go out together as one pipeline of
+// at most 64 EVALSHA (see batcher). Each caller still waits no longer than its own deadline.
 package redis
 
 import (
@@ -76,7 +82,8 @@ type Options struct {
 	// would move the Cluster hash tag).
 	KeyPrefix string
 
-	// Timeout bounds each Assign's Redis work (including a NOSCRIPT reload); default 250ms.
+	// Timeout bounds each Assign's Redis work (including a NOSCRIPT reload and the time its
+	// call waits to be batched with others); default 250ms.
 	// It must be shorter than HAProxy's "timeout processing" so that the agent can still
 	// answer status=error before HAProxy gives up on it.
 	Timeout time.Duration
@@ -119,8 +126,11 @@ type Store struct {
 	clock   func() time.Time
 	log     zerolog.Logger
 
+	batch batchers
+
 	errors     atomic.Uint64
 	roundTrips atomic.Uint64
+	pipelines  atomic.Uint64
 	cacheHits  atomic.Uint64
 
 	logMu      sync.Mutex
@@ -151,10 +161,12 @@ func New(client goredis.UniversalClient, opts Options) *Store {
 	}
 	switch {
 	case opts.CacheSize == 0:
-		s.cache = newHitCache(DefaultCacheSize)
+		s.cache = newHitCache(DefaultCacheSize, s.now())
 	case opts.CacheSize > 0:
-		s.cache = newHitCache(opts.CacheSize)
+		s.cache = newHitCache(opts.CacheSize, s.now())
 	}
+	s.batch.s = s
+	s.batch.shared = &batcher{s: s}
 	return s
 }
 
@@ -177,8 +189,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close releases the client if Open created it.
+// Close waits until the Redis calls already made, batched ones included, have their answers
+// (each within its own deadline), and releases the client if Open created it. Assign calls
+// after Close get an error, answered from the cache like any Redis failure.
 func (s *Store) Close() error {
+	s.batch.close()
 	if !s.owned {
 		return nil
 	}
@@ -190,17 +205,18 @@ func (s *Store) Close() error {
 
 // Assign looks up or assigns the user's seat (see store.Request and DESIGN.md). Errors are
 // store.ErrInvalidRequest (wrapped) or Redis failures; on a Redis failure a user whose cached
-// seat is still live gets it back with a nil error.
+// seat is still live gets it back with a nil error. Assign returns by ctx's deadline or after
+// Options.Timeout, whichever comes first; a cancellation of ctx is noticed when it starts
+// (see decideWithin).
 func (s *Store) Assign(ctx context.Context, req store.Request) (store.Result, error) {
 	if err := req.Validate(); err != nil {
 		return store.Result{}, fmt.Errorf("redis assign in pool %q: %w", req.Pool, err)
 	}
 	start := s.now()
-	ck := req.Pool + "\x00" + req.Key
 	var cached cacheEntry
 	var haveCached bool
 	if s.cache != nil {
-		cached, haveCached = s.cache.get(ck, start)
+		cached, haveCached = s.cache.get(req.Pool, req.Key, start)
 		haveCached = haveCached && listed(req.Servers, cached.server)
 		if haveCached && s.refresh > 0 && start.Sub(cached.refreshed) < min(s.refresh, min(cached.idle, req.Idle)/2) {
 			s.cacheHits.Add(1)
@@ -208,9 +224,7 @@ func (s *Store) Assign(ctx context.Context, req store.Request) (store.Result, er
 		}
 	}
 
-	cctx, cancel := context.WithTimeout(ctx, s.timeout)
-	res, err := s.decide(cctx, req)
-	cancel()
+	res, err := s.decideWithin(ctx, req)
 	if err != nil {
 		s.errors.Add(1)
 		err = fmt.Errorf("redis assign in pool %q: %w", req.Pool, err)
@@ -222,20 +236,44 @@ func (s *Store) Assign(ctx context.Context, req store.Request) (store.Result, er
 	}
 	if s.cache != nil {
 		if res.Server != "" {
-			s.cache.put(ck, res.Server, start, req.Idle)
+			s.cache.put(req.Pool, req.Key, res.Server, start, req.Idle)
 		} else {
-			s.cache.remove(ck)
+			s.cache.remove(req.Pool, req.Key)
 		}
 	}
 	return res, nil
 }
 
+// decideWithin runs decide until ctx's deadline or the store's timeout, whichever comes first.
+// No context derived from ctx can be canceled by it: deriving one registers with ctx and makes
+// the agent's decision context start its own timer, which cost the agent more than the rest
+// of the store's context handling together (profile of serve under stickyseat bench). So a
+// cancellation of ctx is noticed when the call starts; after that the call ends by its
+// deadline at the latest (before batching, go-redis only looked at ctx before each command).
+func (s *Store) decideWithin(ctx context.Context, req store.Request) (store.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Result{}, err
+	}
+	deadline := time.Now().Add(s.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	return s.decide(ctx, deadline, req)
+}
+
 // Errors returns how many Assign calls Redis failed (including those answered from the cache).
 func (s *Store) Errors() uint64 { return s.errors.Load() }
 
-// RoundTrips returns how many commands were sent to Redis (EVALSHA, EVAL after NOSCRIPT, and the
-// second call when a seat on an unlisted server has to be released).
+// RoundTrips returns how many script commands were sent to Redis (EVALSHA, EVAL after
+// NOSCRIPT, and the second call when a seat on an unlisted server has to be released), whether
+// alone or pipelined with others: one per command, not per network round trip (Pipelines).
 func (s *Store) RoundTrips() uint64 { return s.roundTrips.Load() }
+
+// Pipelines returns how many times the store sent script commands to Redis and waited for
+// their replies: a command sent alone counts one, and so does a pipeline of the commands
+// batched while Redis was busy (see batcher; a Cluster client splits it by node), so
+// RoundTrips/Pipelines is the mean batch size.
+func (s *Store) Pipelines() uint64 { return s.pipelines.Load() }
 
 // CacheHits returns how many Assign calls were answered from memory without Redis.
 func (s *Store) CacheHits() uint64 { return s.cacheHits.Load() }

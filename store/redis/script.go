@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -147,40 +146,18 @@ func (s *Store) userKey(pool, key string) string {
 	return s.prefix + "{" + pool + "}:user:" + key
 }
 
-// decide runs the script, reloading it on NOSCRIPT and re-running it when the user's seat sits
-// on an unlisted server whose key has to be declared.
-func (s *Store) decide(ctx context.Context, req store.Request) (store.Result, error) {
-	n := len(req.Servers)
-	keys := make([]string, 1, n+2)
-	keys[0] = s.userKey(req.Pool, req.Key)
-	args := make([]any, 7, 7+3*n)
-	args[0] = ""
-	if s.clock != nil {
-		args[0] = strconv.FormatInt(s.clock().UnixMicro(), 10)
+// decide runs the script (batched with concurrent calls, reloaded on NOSCRIPT: see batcher)
+// and runs it again when the user's seat sits on an unlisted server whose key has to be
+// declared. It returns by deadline.
+func (s *Store) decide(ctx context.Context, deadline time.Time, req store.Request) (store.Result, error) {
+	b := s.batch.get(req.Pool)
+	if b == nil {
+		return store.Result{}, errClosed
 	}
-	idle := ceilDiv(req.Idle, time.Microsecond)
-	args[1] = strconv.FormatInt(idle, 10)
-	args[2] = req.Key
-	args[3] = strconv.Itoa(n)
-	args[4] = strconv.Itoa(gcLimit)
-	args[5] = ""
-	// The TTLs are a safety net measured on Redis's own clock; under a test clock they would
-	// disagree with the scores, so they are left out (the scores alone decide liveness).
-	args[6] = "0"
-	if s.clock == nil {
-		args[6] = strconv.FormatInt(ceilDiv(req.Idle, time.Millisecond)+1, 10)
-	}
-	for _, srv := range req.Servers {
-		keys = append(keys, s.serverKey(req.Pool, srv.Name))
-		accepting := "0"
-		if srv.Accepting {
-			accepting = "1"
-		}
-		args = append(args, srv.Name, strconv.Itoa(min(srv.Quota, maxQuota)), accepting)
-	}
-
+	base := s.command(s.template(b, req), req)
+	cmd := base
 	for range maxNeedRetries {
-		reply, err := s.run(ctx, keys, args)
+		reply, err := b.call(ctx, deadline, cmd)
 		if err != nil {
 			return store.Result{}, err
 		}
@@ -189,8 +166,7 @@ func (s *Store) decide(ctx context.Context, req store.Request) (store.Result, er
 			return store.Result{}, err
 		}
 		if status == "need" {
-			keys = append(keys[:n+1], s.serverKey(req.Pool, server))
-			args[5] = server
+			cmd = s.withUnlisted(base, req.Pool, server)
 			continue
 		}
 		res := store.Result{Server: server, Previous: previous}
@@ -209,21 +185,6 @@ func (s *Store) decide(ctx context.Context, req store.Request) (store.Result, er
 		return res, nil
 	}
 	return store.Result{}, errors.New("seat kept moving between unlisted servers, giving up")
-}
-
-// run sends EVALSHA, then EVAL when Redis lost the script (restart, failover, SCRIPT FLUSH),
-// counting each command as a round trip.
-func (s *Store) run(ctx context.Context, keys []string, args []any) (any, error) {
-	s.roundTrips.Add(1)
-	reply, err := assignLua.EvalSha(ctx, s.client, keys, args...).Result()
-	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
-		s.roundTrips.Add(1)
-		reply, err = assignLua.Eval(ctx, s.client, keys, args...).Result()
-	}
-	if errors.Is(err, goredis.Nil) {
-		return nil, errors.New("script returned nil")
-	}
-	return reply, err
 }
 
 // parseReply reads the script's three-string reply.

@@ -77,7 +77,7 @@ func New(src Sources) *Metrics {
 		st := src.Store
 		m.reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stickyseat_store_errors_total", Help: "Store calls that failed."}, func() float64 { return float64(st.Errors()) }),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stickyseat_store_round_trips_total", Help: "Round trips to Redis."}, func() float64 { return float64(st.RoundTrips()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stickyseat_store_round_trips_total", Help: "Script commands sent to Redis (concurrent ones share a pipeline: one write, one read)."}, func() float64 { return float64(st.RoundTrips()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stickyseat_cache_hits_total", Help: "Decisions answered from the local hit cache, without Redis."}, func() float64 { return float64(st.CacheHits()) }),
 		)
 	}

@@ -127,7 +127,15 @@ func openStore(ctx context.Context, cfg storeConfig, log zerolog.Logger) (opened
 		// status=error (fail-closed) and the client keeps reconnecting.
 		log.Warn().Err(err).Strs("redis", uo.Addrs).Msg("redis not reachable at start; answering status=error until it is")
 	}
-	return openedStore{seats: st, inspect: st, overrides: st, stats: st, kind: "redis", close: func() { client.Close() }}, nil
+	return openedStore{seats: st, inspect: st, overrides: st, stats: st, kind: "redis", close: func() {
+		// The store first answers the calls already made (its pipelines), then the client goes.
+		if err := st.Close(); err != nil {
+			log.Warn().Err(err).Msg("closing the redis store")
+		}
+		if err := client.Close(); err != nil {
+			log.Debug().Err(err).Msg("closing the redis client")
+		}
+	}}, nil
 }
 
 type redisLogger struct{ log zerolog.Logger }

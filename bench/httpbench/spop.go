@@ -116,7 +116,7 @@ func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
 
 	// 2. Growth: 1k live seats against cfg.growthSeats, memory and Redis, each on a fresh agent.
 	fmt.Fprintf(out, "\nGrowth: decisions/s over every live seat (uniform hits), fresh agent per row (load average %s)\n\n", loadAverage())
-	fmt.Fprintf(out, "| store | live seats | prefill decisions/s | decisions/s | p99 | agent CPU s / 1k |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(out, "| store | live seats | prefill decisions/s | decisions/s | p99 | agent CPU s / 1k | redis-server CPU busy |\n|---|---|---|---|---|---|---|\n")
 	// Redis three times on the same seats: without the hit cache (one script call per decision:
 	// the store's own growth), with the default 1s cache (what users run) hitting every seat,
 	// and with the cache on 1k hot users among the live seats (the load the cache is for).
@@ -134,7 +134,7 @@ func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
 	}
 	rates := map[string][]float64{}
 	for _, seats := range []int{1000, cfg.growthSeats} {
-		url := ""
+		url, redisPID := "", 0
 		if cfg.redis {
 			u, stopRedis, err := startRedis(filepath.Join(dir, fmt.Sprintf("growth-%d", seats)))
 			if err != nil {
@@ -142,6 +142,7 @@ func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
 			}
 			defer stopRedis()
 			url = u
+			redisPID = pidOf("redis-server", strings.TrimPrefix(u, "redis://"))
 		}
 		prefilled := false
 		for _, v := range variants {
@@ -163,8 +164,13 @@ func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
 				users = 1000 // user-0 .. user-999: live seats among all the prefilled ones
 			}
 			var r benchJSON
+			cpu0, t0 := processCPU(redisPID), time.Now()
 			if err == nil {
 				r, err = spopBench(ctx, cfg, a, append(load, "--users", strconv.Itoa(users))...)
+			}
+			busy := "–"
+			if v.redis && redisPID > 0 {
+				busy = fmt.Sprintf("%.0f %%", 100*(processCPU(redisPID)-cpu0).Seconds()/time.Since(t0).Seconds())
 			}
 			a.stop()
 			if err != nil {
@@ -175,7 +181,7 @@ func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
 			if pre.PrefillRate > 0 {
 				prefill = fmt.Sprintf("%.0f", pre.PrefillRate)
 			}
-			fmt.Fprintf(out, "| %s | %d | %s | %.0f | %s | %.4f |\n", v.name, seats, prefill, r.Rate, latency(r, "p99"), r.AgentCPUPer1k)
+			fmt.Fprintf(out, "| %s | %d | %s | %.0f | %s | %.4f | %s |\n", v.name, seats, prefill, r.Rate, latency(r, "p99"), r.AgentCPUPer1k, busy)
 		}
 	}
 	for _, v := range variants {

@@ -37,38 +37,10 @@ func benchAssigner(b *testing.B, live int) *assign.Assigner {
 //	go test -run '^$' -bench BenchmarkDecide -benchmem ./assign
 func BenchmarkDecide(b *testing.B) {
 	for _, live := range []int{10_000, 1_000_000} {
-		b.Run(fmt.Sprintf("hit/live=%d", live), func(b *testing.B) {
-			a := benchAssigner(b, live)
-			keys := make([]string, 4096)
-			for i := range keys {
-				keys[i] = "user-" + strconv.Itoa(i*(live/len(keys)))
-			}
-			ctx := context.Background()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if d := a.Decide(ctx, assign.Request{Key: keys[i%len(keys)]}); d.Status != assign.StatusHit {
-					b.Fatalf("got %s; want hit", d.Status)
-				}
-			}
-		})
+		b.Run(fmt.Sprintf("hit/live=%d", live), func(b *testing.B) { benchHits(b, live, false) })
 		// As HAProxy sends it with health checks on (haproxy-config's default): every server
 		// reported, none down.
-		b.Run(fmt.Sprintf("hit-health/live=%d", live), func(b *testing.B) {
-			a := benchAssigner(b, live)
-			keys := make([]string, 4096)
-			for i := range keys {
-				keys[i] = "user-" + strconv.Itoa(i*(live/len(keys)))
-			}
-			ctx := context.Background()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if d := a.Decide(ctx, assign.Request{Key: keys[i%len(keys)], Health: true}); d.Status != assign.StatusHit {
-					b.Fatalf("got %s; want hit", d.Status)
-				}
-			}
-		})
+		b.Run(fmt.Sprintf("hit-health/live=%d", live), func(b *testing.B) { benchHits(b, live, true) })
 		b.Run(fmt.Sprintf("new/live=%d", live), func(b *testing.B) {
 			a := benchAssigner(b, live)
 			keys := make([]string, b.N)
@@ -84,5 +56,22 @@ func BenchmarkDecide(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// benchHits measures hits over 4096 of live seats, with or without health arguments.
+func benchHits(b *testing.B, live int, health bool) {
+	a := benchAssigner(b, live)
+	keys := make([]string, 4096)
+	for i := range keys {
+		keys[i] = "user-" + strconv.Itoa(i*(live/len(keys)))
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if d := a.Decide(ctx, assign.Request{Key: keys[i%len(keys)], Health: health}); d.Status != assign.StatusHit {
+			b.Fatalf("got %s; want hit", d.Status)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -150,11 +151,12 @@ func (b *batcher) call(ctx context.Context, deadline time.Time, cmd []any) (any,
 		b.inFlight++
 		b.busy.Add(1)
 		b.mu.Unlock()
+		// Deferred: a panic below (in go-redis or a hook) is recovered by the agent's
+		// handler, and must not keep the slot, or the pool would queue forever.
+		defer b.release()
 		cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-		reply, err := b.s.runOne(cctx, cmd)
-		cancel()
-		b.release()
-		return reply, err
+		defer cancel()
+		return b.s.runOne(cctx, cmd)
 	}
 	c := &scriptCall{ctx: ctx, deadline: deadline, cmd: cmd, done: make(chan struct{}, 1)}
 	b.queue = append(b.queue, c)
@@ -185,7 +187,7 @@ func (b *batcher) release() {
 // pipeline sends batch and the batches queued meanwhile, then gives its slot back.
 func (b *batcher) pipeline(batch []*scriptCall) {
 	for len(batch) > 0 {
-		b.s.runBatch(batch)
+		b.runBatch(batch)
 		b.mu.Lock()
 		b.sending = slices.DeleteFunc(b.sending, func(s []*scriptCall) bool { return &s[0] == &batch[0] })
 		batch = b.takeLocked()
@@ -195,6 +197,22 @@ func (b *batcher) pipeline(batch []*scriptCall) {
 		}
 		b.mu.Unlock()
 	}
+}
+
+// runBatch sends one pipeline. It runs on a goroutine of its own, outside the agent's
+// handlers and their recover: a panic (in go-redis or a hook) is answered to the batch's
+// callers as an error instead of ending the process.
+func (b *batcher) runBatch(batch []*scriptCall) {
+	defer func() {
+		if r := recover(); r != nil {
+			// Each caller's Assign counts and logs the error.
+			err := fmt.Errorf("redis pipeline panicked: %v", r)
+			for _, c := range batch {
+				c.answer(nil, err)
+			}
+		}
+	}()
+	b.s.runBatch(batch)
 }
 
 // takeLocked removes up to maxBatch calls from the head of the queue, leaving out those whose

@@ -5,8 +5,12 @@ package metrics
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +45,12 @@ type Metrics struct {
 	reg       *prometheus.Registry
 	decisions *prometheus.CounterVec
 	latency   prometheus.Histogram
+
+	// counters caches decisions' children per status, then pool: WithLabelValues hashes
+	// both labels and takes a lock on every call, once per decision. Maps are replaced,
+	// never changed, so reads take no lock; a pool is added on its first decision.
+	counters [int(assign.StatusError) + 1]atomic.Pointer[map[string]prometheus.Counter]
+	addMu    sync.Mutex
 }
 
 // New registers every metric.
@@ -89,8 +99,39 @@ func New(src Sources) *Metrics {
 
 // ObserveDecision counts one answer; agent.Options.OnDecision.
 func (m *Metrics) ObserveDecision(pool string, status assign.Status, took time.Duration) {
-	m.decisions.WithLabelValues(pool, status.String()).Inc()
+	m.counter(pool, status).Inc()
 	m.latency.Observe(took.Seconds())
+}
+
+// counter returns the decisions counter of pool and status.
+func (m *Metrics) counter(pool string, status assign.Status) prometheus.Counter {
+	if int(status) >= len(m.counters) {
+		return m.decisions.WithLabelValues(pool, status.String())
+	}
+	slot := &m.counters[status]
+	if byPool := slot.Load(); byPool != nil {
+		if c, ok := (*byPool)[pool]; ok {
+			return c
+		}
+	}
+	m.addMu.Lock()
+	defer m.addMu.Unlock()
+	old := slot.Load()
+	if old != nil {
+		if c, ok := (*old)[pool]; ok {
+			return c
+		}
+	}
+	byPool := make(map[string]prometheus.Counter, 1)
+	if old != nil {
+		byPool = maps.Clone(*old)
+	}
+	// The map outlives the decision: do not keep the caller's string alive.
+	pool = strings.Clone(pool)
+	c := m.decisions.WithLabelValues(pool, status.String())
+	byPool[pool] = c
+	slot.Store(&byPool)
+	return c
 }
 
 // Handler serves the metrics in Prometheus's text format.

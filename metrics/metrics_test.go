@@ -1,0 +1,71 @@
+package metrics
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stickyseat/stickyseat/assign"
+)
+
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, err := io.ReadAll(rec.Result().Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// TestObserveDecisionCounts: every decision lands in its own (pool, status) series, from
+// many goroutines at once, including pools first seen concurrently.
+func TestObserveDecisionCounts(t *testing.T) {
+	m := New(Sources{Version: "test"})
+	pools := []string{"web", "api", ""}
+	statuses := []assign.Status{assign.StatusHit, assign.StatusNew, assign.StatusFull, assign.StatusInvalid}
+	const perSeries = 250
+	var wg sync.WaitGroup
+	for _, pool := range pools {
+		for _, st := range statuses {
+			for range 2 {
+				wg.Go(func() {
+					for range perSeries / 2 {
+						m.ObserveDecision(pool, st, time.Microsecond)
+					}
+				})
+			}
+		}
+	}
+	wg.Wait()
+	out := scrape(t, m)
+	for _, pool := range pools {
+		for _, st := range statuses {
+			line := `stickyseat_decisions_total{pool="` + pool + `",status="` + st.String() + `"} 250`
+			if !strings.Contains(out, line+"\n") {
+				t.Errorf("scrape lacks %q", line)
+			}
+		}
+	}
+	if want := "stickyseat_decision_duration_seconds_count 3000\n"; !strings.Contains(out, want) {
+		t.Errorf("scrape lacks %q", want)
+	}
+	if strings.Contains(out, `status="moved"`) {
+		t.Errorf("a series without decisions was created:\n%s", out)
+	}
+}
+
+// BenchmarkObserveDecision is the per-decision cost of the metrics.
+func BenchmarkObserveDecision(b *testing.B) {
+	m := New(Sources{Version: "bench"})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.ObserveDecision("web", assign.StatusHit, time.Microsecond)
+		}
+	})
+}

@@ -28,7 +28,9 @@ const (
 )
 
 // Decider makes one seat decision. It must be safe for concurrent use and must not panic
-// on any request; a failure is reported in the Decision.
+// on any request; a failure is reported in the Decision. A Decider that also has a
+// NeverBlocks() bool method returning true is given no deadline (Options.DecisionTimeout):
+// it promises never to wait.
 type Decider interface {
 	Decide(ctx context.Context, req assign.Request) assign.Decision
 }
@@ -101,11 +103,13 @@ func (o *Options) setDefaults() {
 
 // Agent answers HAProxy's stickyseat messages.
 type Agent struct {
-	decider  Decider
-	opts     Options
-	keyRules atomic.Pointer[map[string]KeyRule]
-	log      zerolog.Logger
-	stats    counters
+	decider Decider
+	// neverBlocks: the decider never waits, so decisions get no deadline context.
+	neverBlocks bool
+	opts        Options
+	keyRules    atomic.Pointer[map[string]KeyRule]
+	log         zerolog.Logger
+	stats       counters
 
 	mu    sync.Mutex
 	conns map[*guardConn]struct{}
@@ -117,9 +121,13 @@ func New(d Decider, opts Options) *Agent {
 	opts.setDefaults()
 	a := &Agent{
 		decider: d,
-		opts:    opts,
-		log:     opts.Logger.With().Str("component", "agent").Logger(),
-		conns:   make(map[*guardConn]struct{}),
+		neverBlocks: func() bool {
+			nb, ok := d.(interface{ NeverBlocks() bool })
+			return ok && nb.NeverBlocks()
+		}(),
+		opts:  opts,
+		log:   opts.Logger.With().Str("component", "agent").Logger(),
+		conns: make(map[*guardConn]struct{}),
 	}
 	a.SetKeyRules(opts.KeyRules)
 	return a

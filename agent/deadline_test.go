@@ -5,6 +5,9 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/assign"
 )
 
 // waitDone fails the test unless ch closes within a bound far above any deadline used here.
@@ -105,5 +108,35 @@ func TestDeadlineContextAfterFunc(t *testing.T) {
 	}
 	if stop() {
 		t.Errorf("second stop() = true; want false")
+	}
+}
+
+// deadlineDecider records whether its context had a deadline.
+type deadlineDecider struct {
+	never bool
+	had   chan bool
+}
+
+func (d *deadlineDecider) NeverBlocks() bool { return d.never }
+
+func (d *deadlineDecider) Decide(ctx context.Context, _ assign.Request) assign.Decision {
+	_, ok := ctx.Deadline()
+	d.had <- ok
+	return assign.Decision{Status: assign.StatusHit, Server: "s1"}
+}
+
+// TestDecisionDeadlineUnlessNeverBlocks: a decider that promises never to wait gets no
+// deadline context (the memory store's case); any other gets Options.DecisionTimeout.
+func TestDecisionDeadlineUnlessNeverBlocks(t *testing.T) {
+	for _, never := range []bool{false, true} {
+		d := &deadlineDecider{never: never, had: make(chan bool, 1)}
+		_, addr, _ := startAgent(t, d, Options{DecisionTimeout: time.Second})
+		c := dial(t, addr)
+		if _, err := c.Notify(1, 1, msg(arg("key", spop.Str("alice")))); err != nil {
+			t.Fatal(err)
+		}
+		if had := <-d.had; had == never {
+			t.Errorf("NeverBlocks() = %v: decision context has a deadline = %v; want %v", never, had, !never)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -99,9 +100,13 @@ func (a *Agent) decide(m *message.Message) assign.Decision {
 	if err != nil {
 		return assign.Decision{Status: assign.StatusInvalid, Err: err}
 	}
+	req := assign.Request{Pool: in.pool, Key: key, Health: in.health, Down: in.down}
+	if a.neverBlocks {
+		return a.decider.Decide(context.Background(), req)
+	}
 	ctx, cancel := newDeadlineContext(a.opts.DecisionTimeout)
 	defer cancel()
-	return a.decider.Decide(ctx, assign.Request{Pool: in.pool, Key: key, Health: in.health, Down: in.down})
+	return a.decider.Decide(ctx, req)
 }
 
 // keyRule returns the pool's key rule, or the default one (KeyRules[""]).

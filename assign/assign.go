@@ -141,6 +141,13 @@ func (a *Assigner) Reload(cfg Config) error {
 	return nil
 }
 
+// NeverBlocks reports whether Decide never waits: its store says so (memory.Store does), so
+// a caller need not give Decide a deadline.
+func (a *Assigner) NeverBlocks() bool {
+	nb, ok := a.store.(interface{ NeverBlocks() bool })
+	return ok && nb.NeverBlocks()
+}
+
 // Decide seats the user of req. It never panics on bad input: a missing key or unknown pool
 // is StatusInvalid, a store failure StatusError.
 func (a *Assigner) Decide(ctx context.Context, req Request) Decision {

@@ -305,3 +305,24 @@ func TestHealth(t *testing.T) {
 		})
 	}
 }
+
+// waitingStore is a store that does not promise never to block.
+type waitingStore struct{ assign.Store }
+
+func TestNeverBlocks(t *testing.T) {
+	cfg := assign.Config{Pools: []assign.Pool{{Name: "web", IdleTimeout: time.Hour, Servers: []assign.Server{up("s1", 1)}}}}
+	mem := memory.New(memory.Options{})
+	for _, tt := range []struct {
+		name  string
+		store assign.Store
+		want  bool
+	}{{"memory store", mem, true}, {"a store that may wait", waitingStore{mem}, false}} {
+		a, err := assign.New(cfg, tt.store, assign.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.NeverBlocks(); got != tt.want {
+			t.Errorf("%s: NeverBlocks() = %v; want %v", tt.name, got, tt.want)
+		}
+	}
+}

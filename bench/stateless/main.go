@@ -80,6 +80,9 @@ func serve(ctx context.Context, ln net.Listener, servers []string, io string) er
 // hashDecider seats every key on the server it hashes to: the decision without state.
 type hashDecider []string
 
+// NeverBlocks: like the memory store, it never waits, so it gets no deadline context.
+func (h hashDecider) NeverBlocks() bool { return true }
+
 func (h hashDecider) Decide(_ context.Context, req assign.Request) assign.Decision {
 	if req.Key == "" {
 		return assign.Decision{Status: assign.StatusInvalid, Err: assign.ErrNoKey}

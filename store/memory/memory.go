@@ -76,6 +76,10 @@ func (s *Store) Assign(ctx context.Context, req store.Request) (store.Result, er
 	return p.assign(req, s.now()), nil
 }
 
+// NeverBlocks reports that Assign never waits: it decides under a mutex held for a bounded
+// time and asks ctx only whether it is already done. Callers may skip setting a deadline.
+func (s *Store) NeverBlocks() bool { return true }
+
 // Sweep reclaims the expired seats of every pool. Assign reclaims its own pool's expired seats
 // before deciding, so Sweep only bounds memory held by pools that see no traffic.
 func (s *Store) Sweep() {

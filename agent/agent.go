@@ -37,8 +37,8 @@ type Decider interface {
 
 // Options tune an Agent; the zero value of each field means its default.
 type Options struct {
-	// DecisionTimeout bounds one decision; keep it below the SPOE "timeout processing".
-	// Default 500ms.
+	// DecisionTimeout bounds one decision of a decider that may block; keep it below the
+	// SPOE "timeout processing". Default 500ms.
 	DecisionTimeout time.Duration
 	// MaxFrameSize is the largest max-frame-size the agent accepts from HAProxy. Default
 	// 1 MiB, enough for tune.bufsize up to 1 MiB when bodies are sent.

@@ -37,7 +37,8 @@ const maxNeedRetries = 3
 //
 // A seat refreshed at t has score t and is live while now < t+idle, i.e. score > now-idle.
 // Numbers cross into Redis commands through fmt() because Lua's default %.14g would round
-// microsecond timestamps.
+// microsecond timestamps; they are whole microseconds, so fmt formats them as integers (%d
+// casts to a C long in Redis's Lua 5.1: exact, and cheaper than formatting a double).
 //
 // When the user's seat is on a server that is not listed, its set is not in KEYS (Cluster
 // requires every key to be declared), so the script answers {"need", server} without writing
@@ -45,7 +46,7 @@ const maxNeedRetries = 3
 //
 // Replies: {"hit"|"new"|"moved"|"full", server, previous} or {"need", server, ""}.
 const assignScript = `
-local function fmt(x) return string.format('%.0f', x) end
+local function fmt(x) return string.format('%d', x) end
 
 local now
 if ARGV[1] ~= '' then
@@ -75,13 +76,19 @@ local function collect(key)
   end
 end
 
-local function seat(i)
+-- seat refreshes the user's seat on server i; same is true when the user key already names
+-- that server, so that only its TTL needs refreshing (no new value for Redis to allocate).
+local function seat(i, same)
   local key = KEYS[1 + i]
   redis.call('ZADD', key, nowS, member)
   if ttl ~= '0' then
     redis.call('PEXPIRE', key, ttl)
-    redis.call('SET', KEYS[1], name(i), 'PX', ttl)
-  else
+    if same then
+      redis.call('PEXPIRE', KEYS[1], ttl)
+    else
+      redis.call('SET', KEYS[1], name(i), 'PX', ttl)
+    end
+  elseif not same then
     redis.call('SET', KEYS[1], name(i))
   end
 end
@@ -97,7 +104,7 @@ if prev then
     local key = KEYS[1 + listed]
     local score = redis.call('ZSCORE', key, member)
     if score and tonumber(score) > cut then
-      seat(listed)
+      seat(listed, true)
       collect(key)
       return {'hit', prev, ''}
     end

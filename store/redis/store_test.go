@@ -141,6 +141,44 @@ func TestKeyLayout(t *testing.T) {
 	}
 }
 
+// TestHitRefreshesTTLs checks that a hit, which leaves the user key's value as it is, still
+// pushes both keys' TTLs back to idle from now.
+func TestHitRefreshesTTLs(t *testing.T) {
+	srv := startRedis(t)
+	rc := srv.Client()
+	ctx := context.Background()
+	s := New(srv.Client(), Options{RefreshInterval: -1}) // every decision runs the script
+	if got := mustAssign(t, s, request("web", "10.0.0.1")); got.Outcome != store.OutcomeNew {
+		t.Fatalf("first Assign = %+v; want new", got)
+	}
+	userKey, srvKey := "stickyseat:{web}:user:10.0.0.1", "stickyseat:{web}:srv:s1"
+	for _, key := range []string{userKey, srvKey} {
+		if err := rc.PExpire(ctx, key, 10*time.Second).Err(); err != nil {
+			t.Fatalf("PEXPIRE %s: %v", key, err)
+		}
+	}
+	if got := mustAssign(t, s, request("web", "10.0.0.1")); got.Outcome != store.OutcomeHit || got.Server != "s1" {
+		t.Fatalf("second Assign = %+v; want a hit on s1", got)
+	}
+	if got, err := rc.Get(ctx, userKey).Result(); err != nil || got != "s1" {
+		t.Errorf("GET %s = %q, %v; want %q", userKey, got, err, "s1")
+	}
+	// The score is Redis's TIME in whole microseconds, written without rounding.
+	score, err := rc.ZScore(ctx, srvKey, "10.0.0.1").Result()
+	if now := float64(time.Now().UnixMicro()); err != nil || score != float64(int64(score)) || score < now-5e6 || score > now+5e6 {
+		t.Errorf("ZSCORE %s 10.0.0.1 = %f, %v; want whole microseconds near %f", srvKey, score, err, now)
+	}
+	for _, key := range []string{userKey, srvKey} {
+		ttl, err := rc.PTTL(ctx, key).Result()
+		if err != nil {
+			t.Fatalf("PTTL %s: %v", key, err)
+		}
+		if ttl < 59*time.Minute || ttl > time.Hour+time.Millisecond {
+			t.Errorf("PTTL %s after a hit = %v; want about an hour (idle + 1ms)", key, ttl)
+		}
+	}
+}
+
 // TestScoresAreMicroseconds checks the score written under a test clock, so that a seat's
 // time can be read with redis-cli, and that Lua did not round it.
 func TestScoresAreMicroseconds(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 type StoreStats interface {
 	Errors() uint64
 	RoundTrips() uint64
+	Pipelines() uint64
 	CacheHits() uint64
 }
 
@@ -88,6 +89,7 @@ func New(src Sources) *Metrics {
 		m.reg.MustRegister(
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stickyseat_store_errors_total", Help: "Store calls that failed."}, func() float64 { return float64(st.Errors()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stickyseat_store_round_trips_total", Help: "Script commands sent to Redis (concurrent ones share a pipeline: one write, one read)."}, func() float64 { return float64(st.RoundTrips()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stickyseat_store_pipelines_total", Help: "Writes of script commands to Redis, each answered before the next: round trips / pipelines is the mean batch size."}, func() float64 { return float64(st.Pipelines()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stickyseat_cache_hits_total", Help: "Decisions answered from the local hit cache, without Redis."}, func() float64 { return float64(st.CacheHits()) }),
 		)
 	}

@@ -69,3 +69,30 @@ func BenchmarkObserveDecision(b *testing.B) {
 		}
 	})
 }
+
+// storeStats are fixed counters, as the Redis store would report them.
+type storeStats struct{ errors, roundTrips, pipelines, cacheHits uint64 }
+
+func (s storeStats) Errors() uint64     { return s.errors }
+func (s storeStats) RoundTrips() uint64 { return s.roundTrips }
+func (s storeStats) Pipelines() uint64  { return s.pipelines }
+func (s storeStats) CacheHits() uint64  { return s.cacheHits }
+
+// TestStoreCounters: each counter of the store is exported under its own name, and none
+// without a store.
+func TestStoreCounters(t *testing.T) {
+	out := scrape(t, New(Sources{Version: "test", Store: storeStats{errors: 3, roundTrips: 640, pipelines: 25, cacheHits: 9000}}))
+	for _, want := range []string{
+		"stickyseat_store_errors_total 3\n",
+		"stickyseat_store_round_trips_total 640\n",
+		"stickyseat_store_pipelines_total 25\n",
+		"stickyseat_cache_hits_total 9000\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	if out := scrape(t, New(Sources{Version: "test"})); strings.Contains(out, "stickyseat_store_") || strings.Contains(out, "stickyseat_cache_") {
+		t.Errorf("a scrape without a store has store counters:\n%s", out)
+	}
+}

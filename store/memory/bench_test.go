@@ -195,3 +195,70 @@ func BenchmarkGCWithSeats(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFillPause fills one pool with n seats, one request at a time, and reports the
+// longest single Assign: the pause every request of the pool waits out while the store grows
+// its arrays. Run it with -benchtime 1x; each iteration is a whole fill.
+func BenchmarkFillPause(b *testing.B) {
+	for _, n := range []int{1_000_000, 4_000_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			keys := benchKeys(n)
+			servers := benchServers(n)
+			ctx := context.Background()
+			var worst time.Duration
+			for b.Loop() {
+				clock := &benchClock{now: start}
+				s := memory.New(memory.Options{Clock: clock.Now})
+				req := store.Request{Pool: "bench", Servers: servers, Idle: time.Hour}
+				for _, k := range keys {
+					clock.now = clock.now.Add(time.Microsecond)
+					req.Key = k
+					t0 := time.Now()
+					res, err := s.Assign(ctx, req)
+					if d := time.Since(t0); d > worst {
+						worst = d
+					}
+					if err != nil || res.Outcome != store.OutcomeNew {
+						b.Fatalf("Assign(%q) = %+v, %v; want a new seat", k, res, err)
+					}
+				}
+			}
+			b.ReportMetric(float64(worst.Microseconds()), "worst-µs")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkChurnPause holds n live seats while as many new users arrive as old ones expire
+// (one in, one out per request, 2n requests), and reports the longest single Assign: with
+// churn, the pause comes from reclaiming the keys of expired seats. -benchtime 1x.
+func BenchmarkChurnPause(b *testing.B) {
+	for _, n := range []int{1_000_000, 4_000_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			keys := benchKeys(3 * n)
+			servers := benchServers(3 * n)
+			idle := time.Duration(n) * time.Microsecond
+			ctx := context.Background()
+			var worst time.Duration
+			for b.Loop() {
+				clock := &benchClock{now: start}
+				s := memory.New(memory.Options{Clock: clock.Now})
+				req := store.Request{Pool: "bench", Servers: servers, Idle: idle}
+				for i, k := range keys {
+					clock.now = clock.now.Add(time.Microsecond)
+					req.Key = k
+					t0 := time.Now()
+					res, err := s.Assign(ctx, req)
+					if d := time.Since(t0); i >= n && d > worst {
+						worst = d
+					}
+					if err != nil || res.Outcome != store.OutcomeNew {
+						b.Fatalf("Assign(%q) = %+v, %v; want a new seat", k, res, err)
+					}
+				}
+			}
+			b.ReportMetric(float64(worst.Microseconds()), "worst-µs")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}

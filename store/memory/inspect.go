@@ -25,7 +25,7 @@ func (s *Store) LiveSeats(_ context.Context, pool string, _ []string, _ time.Dur
 	now := s.now()
 	p.expire(now)
 	var out []store.Seat
-	for i := p.tail; i != 0 && len(out) < limit; i = p.slab[i].prev {
+	for i := p.tail; i != 0 && len(out) < limit; i = p.slab.at(i).prev {
 		out = append(out, s.seat(p, i))
 	}
 	return out, nil
@@ -69,7 +69,7 @@ func (s *Store) LiveSeat(_ context.Context, pool, key string, _ time.Duration) (
 
 // seat describes seat i of pool p, whose lock the caller holds.
 func (s *Store) seat(p *pool, i uint32) store.Seat {
-	st := &p.slab[i]
+	st := p.slab.at(i)
 	last := s.epoch.Add(time.Duration(st.lastSeen))
 	return store.Seat{Key: string(p.key(i)), Server: p.names[st.server], LastSeen: last, Expires: last.Add(time.Duration(p.idle))}
 }

@@ -23,18 +23,18 @@ func (p *pool) invariants() error {
 	counts := make(map[uint32]int)
 	n, keyBytes := 0, 0
 	var prev uint32
-	for i := p.head; i != 0; prev, i = i, p.slab[i].next {
+	for i := p.head; i != 0; prev, i = i, p.slab.at(i).next {
 		if n++; n > p.count {
 			return fmt.Errorf("list longer than the %d seats counted", p.count)
 		}
-		st := &p.slab[i]
+		st := p.slab.at(i)
 		key, size := keyAt(p.arena, st.key)
 		keyBytes += size
 		if st.prev != prev {
 			return fmt.Errorf("seat %q: prev link broken", key)
 		}
-		if prev != 0 && st.lastSeen < p.slab[prev].lastSeen {
-			return fmt.Errorf("seat %q seen at %d after seat %q seen at %d", key, st.lastSeen, p.key(prev), p.slab[prev].lastSeen)
+		if prev != 0 && st.lastSeen < p.slab.at(prev).lastSeen {
+			return fmt.Errorf("seat %q seen at %d after seat %q seen at %d", key, st.lastSeen, p.key(prev), p.slab.at(prev).lastSeen)
 		}
 		if fp := p.hash(string(key)); st.fp != fp {
 			return fmt.Errorf("seat %q: fingerprint %#x; its key hashes to %#x", key, st.fp, fp)
@@ -63,13 +63,13 @@ func (p *pool) invariants() error {
 		return fmt.Errorf("table: %d entries in %d slots, %d counted", entries, len(p.table.slots), p.table.n)
 	}
 	free := 0
-	for i := p.free; i != 0; i = p.slab[i].next {
-		if free++; free > len(p.slab) {
+	for i := p.free; i != 0; i = p.slab.at(i).next {
+		if free++; free > p.slab.len() {
 			return fmt.Errorf("free list loops")
 		}
 	}
-	if 1+n+free != len(p.slab) {
-		return fmt.Errorf("slab of %d: %d seats + %d free + 1", len(p.slab), n, free)
+	if 1+n+free != p.slab.len() {
+		return fmt.Errorf("slab of %d: %d seats + %d free + 1", p.slab.len(), n, free)
 	}
 	if keyBytes+p.garbage != len(p.arena) {
 		return fmt.Errorf("arena of %d bytes: %d of keys + %d of garbage", len(p.arena), keyBytes, p.garbage)

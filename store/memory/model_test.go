@@ -101,9 +101,9 @@ func refingerprint(p *pool, hash func(string) uint32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	set := newSeatSet(0, hash)
-	for i := p.head; i != 0; i = p.slab[i].next {
+	for i := p.head; i != 0; i = p.slab.at(i).next {
 		key := string(p.key(i))
-		set.pushBack(set.add(key, hash(key), p.slab[i].server), p.slab[i].lastSeen)
+		set.pushBack(set.add(key, hash(key), p.slab.at(i).server), p.slab.at(i).lastSeen)
 	}
 	p.seatSet = set
 }
@@ -221,7 +221,7 @@ func runModel(t *testing.T, seed uint64, c modelCase, hash func(string) uint32) 
 	}
 	var rebuilds, compactions, loads int
 	for op := range c.ops {
-		before, slab, garbage := p, cap(p.slab), p.garbage
+		before, slab, garbage := p, p.slab.capacity(), p.garbage
 		switch r := rng.IntN(1000); {
 		case r < c.clock:
 			d := time.Duration(rng.IntN(3000)-600) * time.Millisecond
@@ -332,7 +332,7 @@ func runModel(t *testing.T, seed uint64, c modelCase, hash func(string) uint32) 
 			}
 			clock.Advance(idle / 2)
 		}
-		if p == before && cap(p.slab) < slab {
+		if p == before && p.slab.capacity() < slab {
 			rebuilds++
 		} else if p == before && p.garbage < garbage {
 			compactions++

@@ -51,7 +51,7 @@ func (p *pool) assign(req store.Request, now int64) store.Result {
 	fp := p.hash(req.Key)
 	var previous string
 	if i := p.find(req.Key, fp); i != 0 {
-		name := p.names[p.slab[i].server]
+		name := p.names[p.slab.at(i).server]
 		if listed(req.Servers, name) {
 			p.unlink(i)
 			p.pushBack(i, now)
@@ -157,7 +157,7 @@ func (p *pool) release(idx uint32) {
 
 // remove deletes seat i from the pool and frees its slot.
 func (p *pool) remove(i uint32) {
-	server := p.slab[i].server
+	server := p.slab.at(i).server
 	p.drop(i)
 	p.release(server)
 }
@@ -169,7 +169,7 @@ func (p *pool) expire(now int64) {
 		return
 	}
 	removed := false
-	for i := p.head; i != 0 && now-p.slab[i].lastSeen >= p.idle; i = p.head {
+	for i := p.head; i != 0 && now-p.slab.at(i).lastSeen >= p.idle; i = p.head {
 		p.remove(i)
 		removed = true
 	}

@@ -28,7 +28,7 @@ type seat struct {
 // key bytes are garbage until the arena is compacted. Indexes are uint32: a pool holds fewer
 // than 2^32 seats (that would take 128 GiB of slab alone).
 type seatSet struct {
-	slab  []seat // slab[0] is never a seat, so that index 0 means none
+	slab  slab   // element 0 is never a seat, so that index 0 means none
 	free  uint32 // first free element of the slab, chained by next
 	count int    // live seats
 
@@ -47,7 +47,7 @@ type seatSet struct {
 
 // newSeatSet returns an empty set with room for n seats.
 func newSeatSet(n int, hash func(string) uint32) seatSet {
-	return seatSet{slab: make([]seat, 1, n+1), table: newTable(n), hash: hash}
+	return seatSet{slab: newSlab(n), table: newTable(n), hash: hash}
 }
 
 // seededHash returns a key hash with a random seed of its own.
@@ -70,7 +70,7 @@ func keyAt(arena []byte, off uint64) (key []byte, size int) {
 
 // key returns the key of seat i; the bytes are the arena's, valid until the next change.
 func (s *seatSet) key(i uint32) []byte {
-	k, _ := keyAt(s.arena, s.slab[i].key)
+	k, _ := keyAt(s.arena, s.slab.at(i).key)
 	return k
 }
 
@@ -94,10 +94,9 @@ func (s *seatSet) find(key string, fp uint32) uint32 {
 func (s *seatSet) add(key string, fp, server uint32) uint32 {
 	i := s.free
 	if i != 0 {
-		s.free = s.slab[i].next
+		s.free = s.slab.at(i).next
 	} else {
-		i = uint32(len(s.slab))
-		s.slab = append(s.slab, seat{})
+		i = s.slab.grow()
 	}
 	// The arena copies the key: the caller's string is not kept alive. A full arena that is
 	// a quarter garbage or more is compacted rather than grown.
@@ -107,7 +106,7 @@ func (s *seatSet) add(key string, fp, server uint32) uint32 {
 	off := uint64(len(s.arena))
 	s.arena = binary.AppendUvarint(s.arena, uint64(len(key)))
 	s.arena = append(s.arena, key...)
-	s.slab[i] = seat{fp: fp, server: server, key: off}
+	*s.slab.at(i) = seat{fp: fp, server: server, key: off}
 	s.table.insert(fp, i)
 	s.count++
 	return i
@@ -116,7 +115,7 @@ func (s *seatSet) add(key string, fp, server uint32) uint32 {
 // drop deletes seat i from the list, the table and the arena, and frees its slab element.
 func (s *seatSet) drop(i uint32) {
 	s.unlink(i)
-	st := &s.slab[i]
+	st := s.slab.at(i)
 	s.table.delete(st.fp, i)
 	_, size := keyAt(s.arena, st.key)
 	s.garbage += size
@@ -129,12 +128,13 @@ func (s *seatSet) drop(i uint32) {
 // clamped to the tail's last-seen so that the list stays ordered.
 func (s *seatSet) pushBack(i uint32, now int64) {
 	if s.tail != 0 {
-		now = max(now, s.slab[s.tail].lastSeen)
-		s.slab[s.tail].next = i
+		t := s.slab.at(s.tail)
+		now = max(now, t.lastSeen)
+		t.next = i
 	} else {
 		s.head = i
 	}
-	st := &s.slab[i]
+	st := s.slab.at(i)
 	st.lastSeen = now
 	st.prev, st.next = s.tail, 0
 	s.tail = i
@@ -142,14 +142,14 @@ func (s *seatSet) pushBack(i uint32, now int64) {
 
 // unlink takes seat i out of the list.
 func (s *seatSet) unlink(i uint32) {
-	st := &s.slab[i]
+	st := s.slab.at(i)
 	if st.prev != 0 {
-		s.slab[st.prev].next = st.next
+		s.slab.at(st.prev).next = st.next
 	} else {
 		s.head = st.next
 	}
 	if st.next != 0 {
-		s.slab[st.next].prev = st.prev
+		s.slab.at(st.next).prev = st.prev
 	} else {
 		s.tail = st.prev
 	}
@@ -172,8 +172,8 @@ func (s *seatSet) tidyArena() {
 func (s *seatSet) compactArena() {
 	live := len(s.arena) - s.garbage
 	arena := make([]byte, 0, 2*live)
-	for i := s.head; i != 0; i = s.slab[i].next {
-		st := &s.slab[i]
+	for i := s.head; i != 0; i = s.slab.at(i).next {
+		st := s.slab.at(i)
 		_, size := keyAt(s.arena, st.key)
 		off := st.key
 		st.key = uint64(len(arena))
@@ -187,22 +187,22 @@ func (s *seatSet) compactArena() {
 // O(live seats).
 func (s *seatSet) rebuild() {
 	n := s.count
-	slab := make([]seat, 1, n+1)
+	slab := newSlab(n)
 	arena := make([]byte, 0, len(s.arena)-s.garbage)
 	t := newTable(n)
-	for i := s.head; i != 0; i = s.slab[i].next {
-		st := s.slab[i]
-		j := uint32(len(slab))
+	for i := s.head; i != 0; i = s.slab.at(i).next {
+		st := *s.slab.at(i)
+		j := slab.grow()
 		_, size := keyAt(s.arena, st.key)
 		arena = append(arena, s.arena[st.key:st.key+uint64(size)]...)
 		st.key = uint64(len(arena) - size)
 		st.prev, st.next = j-1, j+1
-		slab = append(slab, st)
+		*slab.at(j) = st
 		t.insert(st.fp, j)
 	}
 	s.head, s.tail = 0, 0
 	if n > 0 {
-		slab[n].next = 0
+		slab.at(uint32(n)).next = 0
 		s.head, s.tail = 1, uint32(n)
 	}
 	s.slab, s.free, s.arena, s.garbage, s.table = slab, 0, arena, 0, t

@@ -288,8 +288,8 @@ func TestShrinkAfterBurst(t *testing.T) {
 	if p.count != keep || p.peak != keep {
 		t.Errorf("after the burst expired: %d seats, peak %d; want %d, %d", p.count, p.peak, keep, keep)
 	}
-	if got, want := len(p.slab), keep+1; got != want || cap(p.slab) != want {
-		t.Errorf("slab after the burst expired: len %d, cap %d; want %d", got, cap(p.slab), want)
+	if got, want := p.slab.len(), keep+1; got != want || p.slab.capacity() != want {
+		t.Errorf("slab after the burst expired: len %d, cap %d; want %d", got, p.slab.capacity(), want)
 	}
 	if got, want := len(p.table.slots), len(newTable(keep).slots); got != want {
 		t.Errorf("table after the burst expired: %d slots; want %d", got, want)

@@ -79,7 +79,7 @@ func (s *Store) snapshot() []poolSnapshot {
 	for i, p := range pools {
 		// Allocate outside the lock, with some room for seats granted meanwhile.
 		p.mu.Lock()
-		nslab, narena := len(p.slab), len(p.arena)
+		nslab, narena := p.slab.len(), len(p.arena)
 		p.mu.Unlock()
 		slab := make([]seat, 0, nslab+nslab/8+16)
 		arena := make([]byte, 0, narena+narena/8+1024)
@@ -93,7 +93,7 @@ func (s *Store) snapshot() []poolSnapshot {
 			continue
 		}
 		snap := poolSnapshot{name: names[i], idle: p.idle, names: append([]string(nil), p.names...),
-			slab: append(slab, p.slab...), arena: append(arena, p.arena...), head: p.head, count: p.count,
+			slab: p.slab.appendTo(slab), arena: append(arena, p.arena...), head: p.head, count: p.count,
 			wall: t.UnixNano(), now: now}
 		p.mu.Unlock()
 		out = append(out, snap)

@@ -53,14 +53,8 @@ func (p *pool) invariants() error {
 	if p.table.n != n {
 		return fmt.Errorf("table holds %d entries; %d seats", p.table.n, n)
 	}
-	entries := 0
-	for _, e := range p.table.slots {
-		if e != 0 {
-			entries++
-		}
-	}
-	if entries != p.table.n || !fits(entries, len(p.table.slots)) {
-		return fmt.Errorf("table: %d entries in %d slots, %d counted", entries, len(p.table.slots), p.table.n)
+	if err := checkTable(&p.table); err != nil {
+		return err
 	}
 	free := 0
 	for i := p.free; i != 0; i = p.slab.at(i).next {
@@ -170,4 +164,40 @@ func TestRandomOperationsKeepInvariants(t *testing.T) {
 			t.Logf("%d arena compactions", compactions)
 		})
 	}
+}
+
+// checkTable checks the table's directory and the count and load of every segment.
+func checkTable(t *table) error {
+	if len(t.dir) != 1<<t.depth {
+		return fmt.Errorf("directory of %d entries at depth %d", len(t.dir), t.depth)
+	}
+	entries := 0
+	var err error
+	t.segments(func(s *segment) {
+		n := 0
+		for _, e := range s.slots {
+			if e == 0 {
+				continue
+			}
+			n++
+			// The entry's top bits must choose this very segment.
+			if got := t.segment(uint32(e >> 32)); got != s && err == nil {
+				err = fmt.Errorf("entry %#x sits in a segment its fingerprint does not choose", e)
+			}
+		}
+		if (n != s.n || !fits(n, len(s.slots))) && err == nil {
+			err = fmt.Errorf("segment: %d entries in %d slots, %d counted", n, len(s.slots), s.n)
+		}
+		if s.depth > t.depth && err == nil {
+			err = fmt.Errorf("segment of depth %d in a directory of depth %d", s.depth, t.depth)
+		}
+		entries += n
+	})
+	if err != nil {
+		return err
+	}
+	if entries != t.n {
+		return fmt.Errorf("table: %d entries, %d counted", entries, t.n)
+	}
+	return nil
 }

@@ -122,6 +122,10 @@ type modelCase struct {
 	// burstOps operations expires all seats but the few refreshed last: thousands of seats
 	// pile up, then the pool rebuilds its seats around the survivors.
 	burst bool
+	// segMax and maxDepth, when set, replace the table's segment size and directory bound,
+	// so that a few hundred seats split segments and fill the directory.
+	segMax   int
+	maxDepth uint
 }
 
 // TestAgainstModel runs random requests, evictions, look-ups, listings, sweeps, clock moves
@@ -159,14 +163,25 @@ func TestAgainstModel(t *testing.T) {
 		{hash: "colliding", keys: 100, ops: 10_000, clock: 20},
 		{hash: "wrapping", keys: 60, ops: 10_000, clock: 40},
 		{hash: "coarse", keys: 300, ops: 10_000, clock: 20},
+		{hash: "seeded", keys: 300, ops: 10_000, clock: 20, segMax: 16, maxDepth: 16},
+		{hash: "coarse", keys: 300, ops: 10_000, clock: 20, segMax: 8, maxDepth: 3},
+		{hash: "wrapping", keys: 60, ops: 10_000, clock: 40, segMax: 8, maxDepth: 16},
 		{hash: "seeded", keys: 12_000, ops: 3 * burstOps, clock: 1, burst: true},
 		{hash: "narrow", keys: 12_000, ops: 3 * burstOps, clock: 1, burst: true},
+		{hash: "seeded", keys: 12_000, ops: 3 * burstOps, clock: 1, burst: true, segMax: 64, maxDepth: 16},
 	}
 	if testing.Short() {
-		cases = cases[:len(cases)-2]
+		cases = cases[:len(cases)-3]
 	}
 	for i, c := range cases {
-		t.Run(fmt.Sprintf("%s/%d", c.hash, c.keys), func(t *testing.T) {
+		name := fmt.Sprintf("%s/%d", c.hash, c.keys)
+		if c.segMax > 0 {
+			name += fmt.Sprintf("/segments-of-%d-depth-%d", c.segMax, c.maxDepth)
+		}
+		t.Run(name, func(t *testing.T) {
+			if c.segMax > 0 {
+				smallSegments(t, c.segMax, c.maxDepth)
+			}
 			runModel(t, seed+uint64(i), c, hashes[c.hash])
 		})
 	}
@@ -220,7 +235,9 @@ func runModel(t *testing.T, seed uint64, c modelCase, hash func(string) uint32) 
 		}
 	}
 	var rebuilds, compactions, loads int
+	var deepest uint // the table's deepest directory
 	for op := range c.ops {
+		deepest = max(deepest, p.table.depth)
 		before, slab, garbage := p, p.slab.capacity(), p.garbage
 		switch r := rng.IntN(1000); {
 		case r < c.clock:
@@ -346,5 +363,16 @@ func runModel(t *testing.T, seed uint64, c modelCase, hash func(string) uint32) 
 	if err := p.invariants(); err != nil {
 		fail(c.ops, "%v", err)
 	}
-	t.Logf("seed %d: %d rebuilds, %d arena compactions, %d loads; %d seats at the end", seed, rebuilds, compactions, loads, len(m.seats))
+	t.Logf("seed %d: %d rebuilds, %d arena compactions, %d loads, directory depth up to %d; %d seats at the end", seed, rebuilds, compactions, loads, deepest, len(m.seats))
+	if c.segMax > 0 && c.maxDepth > 0 && deepest == 0 {
+		t.Errorf("seed %d: the table never split a segment; the case tests nothing of splits", seed)
+	}
+}
+
+// smallSegments makes tables split segments past segMax slots and stop doubling their
+// directory at depth, until the test ends. Tests of this package do not run in parallel.
+func smallSegments(t *testing.T, segMax int, depth uint) {
+	oldMax, oldDepth := segMaxSlots, maxDepth
+	segMaxSlots, maxDepth = segMax, depth
+	t.Cleanup(func() { segMaxSlots, maxDepth = oldMax, oldDepth })
 }

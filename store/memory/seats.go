@@ -76,10 +76,10 @@ func (s *seatSet) key(i uint32) []byte {
 
 // find returns the seat holding key, whose fingerprint is fp, or 0 when there is none.
 func (s *seatSet) find(key string, fp uint32) uint32 {
-	t := &s.table
-	mask := len(t.slots) - 1
-	for j := t.home(fp); ; j = (j + 1) & mask {
-		e := t.slots[j]
+	sg := s.table.segment(fp)
+	mask := len(sg.slots) - 1
+	for j := sg.home(fp); ; j = (j + 1) & mask {
+		e := sg.slots[j]
 		if e == 0 {
 			return 0
 		}

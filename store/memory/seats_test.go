@@ -130,17 +130,31 @@ func TestFingerprintCollisions(t *testing.T) {
 // at both ends of the hash space so that probe runs collide and wrap around: every entry must
 // stay reachable from its home slot, whatever deletions shifted.
 func TestTable(t *testing.T) {
-	fps := []uint32{0, 1, 0x7fffffff, 0xfffffffe, 0xffffffff}
+	for _, c := range []struct {
+		segMax   int
+		maxDepth uint
+	}{{segMaxSlots, maxDepth}, {8, 16}, {8, 2}, {16, 0}} {
+		t.Run(fmt.Sprintf("segments-of-%d-depth-%d", c.segMax, c.maxDepth), func(t *testing.T) {
+			smallSegments(t, c.segMax, c.maxDepth)
+			testTable(t)
+		})
+	}
+}
+
+func testTable(t *testing.T) {
+	fps := []uint32{0, 1, 0x7fffffff, 0x40000000, 0x40000001, 0xc0000000, 0xfffffffe, 0xffffffff}
 	rng := rand.New(rand.NewPCG(1, 2))
 	tb := newTable(0)
+	var deepest uint
 	type entry struct{ fp, seat uint32 }
 	var live []entry
 	next := uint32(1)
 	reachable := func(e entry) bool {
-		mask := len(tb.slots) - 1
+		sg := tb.segment(e.fp)
+		mask := len(sg.slots) - 1
 		want := uint64(e.fp)<<32 | uint64(e.seat)
-		for j := tb.home(e.fp); tb.slots[j] != 0; j = (j + 1) & mask {
-			if tb.slots[j] == want {
+		for j := sg.home(e.fp); sg.slots[j] != 0; j = (j + 1) & mask {
+			if sg.slots[j] == want {
 				return true
 			}
 		}
@@ -157,20 +171,23 @@ func TestTable(t *testing.T) {
 			tb.delete(live[k].fp, live[k].seat)
 			live = slices.Delete(live, k, k+1)
 		}
-		used := 0
-		for _, e := range tb.slots {
-			if e != 0 {
-				used++
-			}
+		if err := checkTable(&tb); err != nil {
+			t.Fatalf("op %d: %v", op, err)
 		}
-		if tb.n != len(live) || used != len(live) {
-			t.Fatalf("op %d: table counts %d entries and holds %d; want %d", op, tb.n, used, len(live))
+		deepest = max(deepest, tb.depth)
+		if tb.n != len(live) {
+			t.Fatalf("op %d: table holds %d entries; want %d", op, tb.n, len(live))
 		}
 		for _, e := range live {
 			if !reachable(e) {
 				t.Fatalf("op %d: seat %d (fp %#x) not reachable from its home slot", op, e.seat, e.fp)
 			}
 		}
+	}
+	// With small segments, 300 entries over these fingerprints must have split some, up to
+	// the directory's bound.
+	if want := min(maxDepth, 2); segMaxSlots < 64 && deepest < want {
+		t.Errorf("directory depth reached %d; want %d: the segments never split", deepest, want)
 	}
 }
 
@@ -291,7 +308,7 @@ func TestShrinkAfterBurst(t *testing.T) {
 	if got, want := p.slab.len(), keep+1; got != want || p.slab.capacity() != want {
 		t.Errorf("slab after the burst expired: len %d, cap %d; want %d", got, p.slab.capacity(), want)
 	}
-	if got, want := len(p.table.slots), len(newTable(keep).slots); got != want {
+	if got, want := p.table.slotCount(), func() int { t := newTable(keep); return t.slotCount() }(); got != want {
 		t.Errorf("table after the burst expired: %d slots; want %d", got, want)
 	}
 	if cap(p.arena) != keys || p.garbage != 0 {

@@ -46,7 +46,6 @@ func (s *Store) Evict(_ context.Context, pool, key string) (bool, error) {
 		return false, nil
 	}
 	p.remove(i)
-	p.tidyArena()
 	p.changes++
 	return true, nil
 }

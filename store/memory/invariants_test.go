@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,15 +22,20 @@ func (p *pool) invariants() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	counts := make(map[uint32]int)
-	n, keyBytes := 0, 0
+	n := 0
+	live := make([]int, len(p.arena.chunks)) // bytes of live entries per chunk
 	var prev uint32
 	for i := p.head; i != 0; prev, i = i, p.slab.at(i).next {
 		if n++; n > p.count {
 			return fmt.Errorf("list longer than the %d seats counted", p.count)
 		}
 		st := p.slab.at(i)
-		key, size := keyAt(p.arena, st.key)
-		keyBytes += size
+		owner, key, size := p.arena.entry(st.key)
+		if owner != i {
+			return fmt.Errorf("seat %q (%d): its arena entry names seat %d", key, i, owner)
+		}
+		c, _ := splitOff(st.key)
+		live[c] += size
 		if st.prev != prev {
 			return fmt.Errorf("seat %q: prev link broken", key)
 		}
@@ -65,8 +71,8 @@ func (p *pool) invariants() error {
 	if 1+n+free != p.slab.len() {
 		return fmt.Errorf("slab of %d: %d seats + %d free + 1", p.slab.len(), n, free)
 	}
-	if keyBytes+p.garbage != len(p.arena) {
-		return fmt.Errorf("arena of %d bytes: %d of keys + %d of garbage", len(p.arena), keyBytes, p.garbage)
+	if err := checkArena(&p.arena, live); err != nil {
+		return err
 	}
 	for idx, name := range p.names {
 		if got, want := p.used[idx], counts[uint32(idx)]; got != want {
@@ -129,7 +135,7 @@ func TestRandomOperationsKeepInvariants(t *testing.T) {
 			}
 			compactions := 0
 			for i := range ops {
-				garbage := p.garbage
+				garbage := p.arena.total
 				switch r := rng.IntN(100); {
 				case r < 10:
 					clock.Advance(time.Duration(rng.IntN(4000)-500) * time.Millisecond)
@@ -157,7 +163,7 @@ func TestRandomOperationsKeepInvariants(t *testing.T) {
 				if err := p.invariants(); err != nil {
 					t.Fatalf("seed %d, after op %d: %v", seed, i, err)
 				}
-				if p.garbage < garbage {
+				if p.arena.total < garbage {
 					compactions++
 				}
 			}
@@ -198,6 +204,36 @@ func checkTable(t *table) error {
 	}
 	if entries != t.n {
 		return fmt.Errorf("table: %d entries, %d counted", entries, t.n)
+	}
+	return nil
+}
+
+// checkArena checks the arena against the bytes of live entries each chunk holds: every chunk
+// but the current one is less than half garbage, freed chunks are listed as free, and the
+// garbage counts add up.
+func checkArena(a *arena, live []int) error {
+	if len(a.garbage) != len(a.chunks) || a.cur >= len(a.chunks) || a.chunks[a.cur] == nil {
+		return fmt.Errorf("arena: %d chunks, %d garbage counts, current %d", len(a.chunks), len(a.garbage), a.cur)
+	}
+	total, freed := 0, 0
+	for c, b := range a.chunks {
+		if b == nil {
+			freed++
+			if live[c] != 0 || a.garbage[c] != 0 || !slices.Contains(a.free, c) {
+				return fmt.Errorf("arena: freed chunk %d: %d live bytes, %d garbage, listed free: %v", c, live[c], a.garbage[c], slices.Contains(a.free, c))
+			}
+			continue
+		}
+		if got := len(b) - live[c]; got != a.garbage[c] {
+			return fmt.Errorf("arena: chunk %d of %d bytes: %d live, garbage counted %d", c, len(b), live[c], a.garbage[c])
+		}
+		if c != a.cur && 2*a.garbage[c] >= len(b) {
+			return fmt.Errorf("arena: sealed chunk %d of %d bytes is %d garbage: it should have been evacuated", c, len(b), a.garbage[c])
+		}
+		total += a.garbage[c]
+	}
+	if total != a.total || freed != len(a.free) {
+		return fmt.Errorf("arena: garbage %d, counted %d; %d freed chunks, %d listed", total, a.total, freed, len(a.free))
 	}
 	return nil
 }

@@ -126,6 +126,9 @@ type modelCase struct {
 	// so that a few hundred seats split segments and fill the directory.
 	segMax   int
 	maxDepth uint
+	// chunk, when set, replaces the size of an arena's chunks, so that a few keys fill
+	// chunks and keys longer than a chunk occur.
+	chunk int
 }
 
 // TestAgainstModel runs random requests, evictions, look-ups, listings, sweeps, clock moves
@@ -166,6 +169,10 @@ func TestAgainstModel(t *testing.T) {
 		{hash: "seeded", keys: 300, ops: 10_000, clock: 20, segMax: 16, maxDepth: 16},
 		{hash: "coarse", keys: 300, ops: 10_000, clock: 20, segMax: 8, maxDepth: 3},
 		{hash: "wrapping", keys: 60, ops: 10_000, clock: 40, segMax: 8, maxDepth: 16},
+		{hash: "seeded", keys: 300, ops: 10_000, clock: 20, chunk: 256},
+		{hash: "seeded", keys: 60, ops: 10_000, clock: 40, chunk: 2048},
+		{hash: "colliding", keys: 100, ops: 10_000, clock: 20, segMax: 8, maxDepth: 4, chunk: 1024},
+		{hash: "coarse", keys: 300, ops: 10_000, clock: 20, segMax: 8, maxDepth: 16, chunk: 512},
 		{hash: "seeded", keys: 12_000, ops: 3 * burstOps, clock: 1, burst: true},
 		{hash: "narrow", keys: 12_000, ops: 3 * burstOps, clock: 1, burst: true},
 		{hash: "seeded", keys: 12_000, ops: 3 * burstOps, clock: 1, burst: true, segMax: 64, maxDepth: 16},
@@ -178,9 +185,15 @@ func TestAgainstModel(t *testing.T) {
 		if c.segMax > 0 {
 			name += fmt.Sprintf("/segments-of-%d-depth-%d", c.segMax, c.maxDepth)
 		}
+		if c.chunk > 0 {
+			name += fmt.Sprintf("/chunks-of-%d", c.chunk)
+		}
 		t.Run(name, func(t *testing.T) {
 			if c.segMax > 0 {
 				smallSegments(t, c.segMax, c.maxDepth)
+			}
+			if c.chunk > 0 {
+				smallChunks(t, c.chunk)
 			}
 			runModel(t, seed+uint64(i), c, hashes[c.hash])
 		})
@@ -236,9 +249,11 @@ func runModel(t *testing.T, seed uint64, c modelCase, hash func(string) uint32) 
 	}
 	var rebuilds, compactions, loads int
 	var deepest uint // the table's deepest directory
+	var chunks int   // the most chunks an arena had
 	for op := range c.ops {
 		deepest = max(deepest, p.table.depth)
-		before, slab, garbage := p, p.slab.capacity(), p.garbage
+		chunks = max(chunks, len(p.arena.chunks))
+		before, slab, garbage := p, p.slab.capacity(), p.arena.total
 		switch r := rng.IntN(1000); {
 		case r < c.clock:
 			d := time.Duration(rng.IntN(3000)-600) * time.Millisecond
@@ -351,7 +366,7 @@ func runModel(t *testing.T, seed uint64, c modelCase, hash func(string) uint32) 
 		}
 		if p == before && p.slab.capacity() < slab {
 			rebuilds++
-		} else if p == before && p.garbage < garbage {
+		} else if p == before && p.arena.total < garbage {
 			compactions++
 		}
 		if c.keys < 1000 || op%500 == 0 {
@@ -364,7 +379,12 @@ func runModel(t *testing.T, seed uint64, c modelCase, hash func(string) uint32) 
 		fail(c.ops, "%v", err)
 	}
 	t.Logf("seed %d: %d rebuilds, %d arena compactions, %d loads, directory depth up to %d; %d seats at the end", seed, rebuilds, compactions, loads, deepest, len(m.seats))
-	if c.segMax > 0 && c.maxDepth > 0 && deepest == 0 {
+	if c.chunk > 0 && (compactions == 0 || chunks < 3) {
+		t.Errorf("seed %d: %d arena compactions in at most %d chunks; the case tests nothing of chunks", seed, compactions, chunks)
+	}
+	// Colliding keys share every bit of their fingerprint: no split can divide them, and the
+	// segment doubles instead.
+	if c.segMax > 0 && c.maxDepth > 0 && c.hash != "colliding" && deepest == 0 {
 		t.Errorf("seed %d: the table never split a segment; the case tests nothing of splits", seed)
 	}
 }

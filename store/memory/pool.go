@@ -59,7 +59,6 @@ func (p *pool) assign(req store.Request, now int64) store.Result {
 		}
 		previous = name
 		p.remove(i)
-		p.tidyArena()
 	}
 
 	c := p.choose(req.Servers)
@@ -183,5 +182,4 @@ func (p *pool) expire(now int64) {
 		p.peak = p.count
 		return
 	}
-	p.tidyArena()
 }

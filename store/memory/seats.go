@@ -1,13 +1,8 @@
 package memory
 
 import (
-	"encoding/binary"
 	"hash/maphash"
 )
-
-// compactMin is the arena garbage, in bytes, below which a pool never compacts its arena:
-// small arenas cost little, and compacting them would only churn.
-const compactMin = 64 << 10
 
 // seat is one user's seat, an element of its pool's slab. It holds no pointer, so that the
 // garbage collector has nothing to trace in a pool of millions of seats: the list links are
@@ -20,12 +15,12 @@ type seat struct {
 	fp         uint32 // the key's fingerprint, which finds the seat in the table
 	server     uint32 // index into pool.names
 	lastSeen   int64  // nanoseconds since Store.epoch
-	key        uint64 // offset in the arena of the key's entry: uvarint length, then bytes
+	key        uint64 // offset of the key's entry in the arena (see arena), 0 when free
 }
 
 // seatSet holds the seats of one pool in three pointer-free arrays: the slab of seats, the
 // arena of their keys and the table that finds a seat by key. Freed seats are reused; freed
-// key bytes are garbage until the arena is compacted. Indexes are uint32: a pool holds fewer
+// key bytes are garbage until their chunk is compacted. Indexes are uint32: a pool holds fewer
 // than 2^32 seats (that would take 128 GiB of slab alone).
 type seatSet struct {
 	slab  slab   // element 0 is never a seat, so that index 0 means none
@@ -36,8 +31,7 @@ type seatSet struct {
 	// a refresh moves a seat to the tail.
 	head, tail uint32
 
-	arena   []byte
-	garbage int // bytes of the arena that belong to no seat
+	arena arena
 
 	table table
 	// hash returns a key's fingerprint. It is seeded per set (maphash), so that keys from
@@ -47,7 +41,7 @@ type seatSet struct {
 
 // newSeatSet returns an empty set with room for n seats.
 func newSeatSet(n int, hash func(string) uint32) seatSet {
-	return seatSet{slab: newSlab(n), table: newTable(n), hash: hash}
+	return seatSet{slab: newSlab(n), arena: newArena(0), table: newTable(n), hash: hash}
 }
 
 // seededHash returns a key hash with a random seed of its own.
@@ -58,19 +52,9 @@ func seededHash() func(string) uint32 {
 	}
 }
 
-// keyAt returns the key whose entry starts at off in arena, and the size of that entry.
-func keyAt(arena []byte, off uint64) (key []byte, size int) {
-	b := arena[off:]
-	if n := int(b[0]); n < 0x80 {
-		return b[1 : 1+n], 1 + n
-	}
-	n, w := binary.Uvarint(b)
-	return b[w : w+int(n)], w + int(n)
-}
-
 // key returns the key of seat i; the bytes are the arena's, valid until the next change.
 func (s *seatSet) key(i uint32) []byte {
-	k, _ := keyAt(s.arena, s.slab.at(i).key)
+	_, k, _ := s.arena.entry(s.slab.at(i).key)
 	return k
 }
 
@@ -98,15 +82,9 @@ func (s *seatSet) add(key string, fp, server uint32) uint32 {
 	} else {
 		i = s.slab.grow()
 	}
-	// The arena copies the key: the caller's string is not kept alive. A full arena that is
-	// a quarter garbage or more is compacted rather than grown.
-	if len(s.arena)+binary.MaxVarintLen64+len(key) > cap(s.arena) && s.garbage >= max(compactMin, len(s.arena)/4) {
-		s.compactArena()
-	}
-	off := uint64(len(s.arena))
-	s.arena = binary.AppendUvarint(s.arena, uint64(len(key)))
-	s.arena = append(s.arena, key...)
-	*s.slab.at(i) = seat{fp: fp, server: server, key: off}
+	// The arena copies the key: the caller's string is not kept alive.
+	*s.slab.at(i) = seat{fp: fp, server: server}
+	s.slab.at(i).key = s.appendKey(key, i)
 	s.table.insert(fp, i)
 	s.count++
 	return i
@@ -117,11 +95,11 @@ func (s *seatSet) drop(i uint32) {
 	s.unlink(i)
 	st := s.slab.at(i)
 	s.table.delete(st.fp, i)
-	_, size := keyAt(s.arena, st.key)
-	s.garbage += size
+	off := st.key
 	*st = seat{next: s.free}
 	s.free = i
 	s.count--
+	s.dropKey(off)
 }
 
 // pushBack appends seat i, seen at now, to the tail of the list. A clock that steps back is
@@ -156,54 +134,27 @@ func (s *seatSet) unlink(i uint32) {
 	st.prev, st.next = 0, 0
 }
 
-// tidyArena compacts the arena once removed keys take as much of it as live ones, so that it
-// holds at most about twice the live keys. A compaction costs O(live seats) and follows at
-// least as many freed bytes as it keeps, so with keys of similar lengths it is O(1) amortized
-// per removed seat.
-func (s *seatSet) tidyArena() {
-	if s.garbage >= max(compactMin, len(s.arena)-s.garbage) {
-		s.compactArena()
-	}
-}
-
-// compactArena copies the live keys, in last-seen order, into a new arena. The new arena has
-// room for as many keys again, so that a steady churn fills it with garbage and compacts it
-// again without ever growing it.
-func (s *seatSet) compactArena() {
-	live := len(s.arena) - s.garbage
-	arena := make([]byte, 0, 2*live)
-	for i := s.head; i != 0; i = s.slab.at(i).next {
-		st := s.slab.at(i)
-		_, size := keyAt(s.arena, st.key)
-		off := st.key
-		st.key = uint64(len(arena))
-		arena = append(arena, s.arena[off:off+uint64(size)]...)
-	}
-	s.arena, s.garbage = arena, 0
-}
-
 // rebuild copies the live seats, in last-seen order, into a right-sized slab, arena and
 // table, so that the memory a burst took is given back once its seats are gone. It costs
 // O(live seats).
 func (s *seatSet) rebuild() {
 	n := s.count
-	slab := newSlab(n)
-	arena := make([]byte, 0, len(s.arena)-s.garbage)
-	t := newTable(n)
+	fresh := seatSet{slab: newSlab(n), arena: newArena(s.arena.bytes() - s.arena.total), table: newTable(n)}
 	for i := s.head; i != 0; i = s.slab.at(i).next {
 		st := *s.slab.at(i)
-		j := slab.grow()
-		_, size := keyAt(s.arena, st.key)
-		arena = append(arena, s.arena[st.key:st.key+uint64(size)]...)
-		st.key = uint64(len(arena) - size)
+		j := fresh.slab.grow()
+		_, _, size := s.arena.entry(st.key)
+		c, pos := splitOff(st.key)
+		st.key = fresh.appendEntry(s.arena.chunks[c][pos : pos+size])
+		fresh.arena.setSeat(st.key, j)
 		st.prev, st.next = j-1, j+1
-		*slab.at(j) = st
-		t.insert(st.fp, j)
+		*fresh.slab.at(j) = st
+		fresh.table.insert(st.fp, j)
 	}
 	s.head, s.tail = 0, 0
 	if n > 0 {
-		slab.at(uint32(n)).next = 0
+		fresh.slab.at(uint32(n)).next = 0
 		s.head, s.tail = 1, uint32(n)
 	}
-	s.slab, s.free, s.arena, s.garbage, s.table = slab, 0, arena, 0, t
+	s.slab, s.free, s.arena, s.table = fresh.slab, 0, fresh.arena, fresh.table
 }

@@ -196,46 +196,65 @@ func longKey(i int) string {
 	return fmt.Sprintf("%0100d", i)
 }
 
+// smallChunks makes arenas use chunks of size bytes until the test ends.
+func smallChunks(t *testing.T, size int) {
+	old := arenaChunk
+	arenaChunk = size
+	t.Cleanup(func() { arenaChunk = old })
+}
+
 // TestArenaCompactedUnderChurn passes many users through a pool that holds a steady number of
-// seats: the arena must be compacted instead of growing with the users ever seen, and must
-// never need more than twice the live keys.
+// seats: the arena must reclaim the keys of expired seats instead of growing with the users
+// ever seen, and never need more than twice the live keys plus a few chunks.
 func TestArenaCompactedUnderChurn(t *testing.T) {
-	const (
-		live = 1000 // 101,000 bytes of keys: above compactMin
-		step = testIdle / live
-	)
-	f := newHashedFixture(t, nil)
-	servers := []store.Server{{Name: "s1", Quota: 2 * live, Accepting: true}}
-	compactions := 0
-	for i := range 50 * live {
-		f.clock.Advance(step)
-		garbage := f.p.garbage
-		req := store.Request{Pool: "p", Key: longKey(i), Servers: servers, Idle: testIdle}
-		if got, err := f.s.Assign(context.Background(), req); err != nil || got.Outcome != store.OutcomeNew {
-			t.Fatalf("Assign(%q) = %+v, %v; want a new seat", req.Key, got, err)
-		}
-		if f.p.garbage < garbage {
-			compactions++
-		}
-		if i >= 2*live && cap(f.p.arena) > 2*live*101 {
-			t.Fatalf("after %d users: arena of %d bytes (cap %d); want at most %d for %d live seats",
-				i+1, len(f.p.arena), cap(f.p.arena), 2*live*101, f.p.count)
-		}
-	}
-	f.check()
-	if f.p.count != live {
-		t.Errorf("seats after the churn = %d; want %d", f.p.count, live)
-	}
-	if compactions < 40 {
-		t.Errorf("arena compactions for 49 pools' worth of garbage = %d; want at least 40", compactions)
+	for _, chunk := range []int{4 << 10, arenaChunk} {
+		t.Run(fmt.Sprintf("chunks-of-%d", chunk), func(t *testing.T) {
+			smallChunks(t, chunk)
+			const (
+				live = 1000 // 105,000 bytes of entries
+				step = testIdle / live
+			)
+			f := newHashedFixture(t, nil)
+			servers := []store.Server{{Name: "s1", Quota: 2 * live, Accepting: true}}
+			bound := 2*live*entrySize(100) + 3*chunk
+			compactions := 0
+			for i := range 50 * live {
+				f.clock.Advance(step)
+				garbage := f.p.arena.total
+				req := store.Request{Pool: "p", Key: longKey(i), Servers: servers, Idle: testIdle}
+				if got, err := f.s.Assign(context.Background(), req); err != nil || got.Outcome != store.OutcomeNew {
+					t.Fatalf("Assign(%q) = %+v, %v; want a new seat", req.Key, got, err)
+				}
+				if f.p.arena.total < garbage {
+					compactions++
+				}
+				if i >= 2*live && f.p.arena.capacity() > bound {
+					t.Fatalf("after %d users: arena of %d bytes (capacity %d); want at most %d for %d live seats",
+						i+1, f.p.arena.bytes(), f.p.arena.capacity(), bound, f.p.count)
+				}
+				if i%997 == 0 {
+					f.check()
+				}
+			}
+			f.check()
+			if f.p.count != live {
+				t.Errorf("seats after the churn = %d; want %d", f.p.count, live)
+			}
+			// 49 pools' worth of keys became garbage: at least a compaction per chunk's worth.
+			if want := 49 * live * entrySize(100) / chunk / 2; compactions < want {
+				t.Errorf("arena compactions for 49 pools' worth of garbage = %d; want at least %d", compactions, want)
+			}
+		})
 	}
 }
 
 // TestArenaCompactedWhenIdle checks that a pool whose seats expire, with no new seat to make
-// room for, gives back its arena once it is mostly garbage, and that the keys it keeps are
+// room for, frees the chunks of its arena that held them, and that the keys it keeps are
 // intact.
 func TestArenaCompactedWhenIdle(t *testing.T) {
-	const n = 3000 // below shrinkMin: the seats are not rebuilt, only the arena is compacted
+	const chunk = 4 << 10
+	smallChunks(t, chunk)
+	const n = 3000 // below shrinkMin: the seats are not rebuilt, only the arena reclaimed
 	f := newHashedFixture(t, nil)
 	servers := []store.Server{{Name: "s1", Quota: n, Accepting: true}}
 	for i := range n {
@@ -247,12 +266,13 @@ func TestArenaCompactedWhenIdle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	before := f.p.arena.bytes()
 	f.clock.Advance(testIdle / 2)
 	f.s.Sweep()
 	f.check()
 	keep := n / 3
-	if got, want := len(f.p.arena), keep*101; got != want || f.p.garbage != 0 {
-		t.Errorf("arena after two thirds expired = %d bytes, %d garbage; want %d, 0", got, f.p.garbage, want)
+	if got, want := f.p.arena.bytes(), keep*entrySize(100)+2*chunk; got > want || 3*got > before+3*chunk {
+		t.Errorf("arena after two thirds expired = %d bytes (%d before); want at most %d", got, before, want)
 	}
 	seats, err := f.s.LiveSeats(context.Background(), "p", nil, 0, n)
 	if err != nil {
@@ -295,7 +315,7 @@ func TestShrinkAfterBurst(t *testing.T) {
 	keys := 0
 	for i := range keep {
 		key := "kept-" + strconv.Itoa(i)
-		keys += 1 + len(key)
+		keys += entrySize(len(key))
 		assign(key)
 	}
 	f.clock.Advance(testIdle / 2)
@@ -311,8 +331,8 @@ func TestShrinkAfterBurst(t *testing.T) {
 	if got, want := p.table.slotCount(), func() int { t := newTable(keep); return t.slotCount() }(); got != want {
 		t.Errorf("table after the burst expired: %d slots; want %d", got, want)
 	}
-	if cap(p.arena) != keys || p.garbage != 0 {
-		t.Errorf("arena after the burst expired: cap %d, garbage %d; want %d, 0", cap(p.arena), p.garbage, keys)
+	if p.arena.capacity() != keys || p.arena.total != 0 {
+		t.Errorf("arena after the burst expired: capacity %d, garbage %d; want %d, 0", p.arena.capacity(), p.arena.total, keys)
 	}
 	if got := assign("kept-0"); got.Outcome != store.OutcomeHit {
 		t.Errorf("Assign(kept-0) after the shrink = %+v; want a hit", got)

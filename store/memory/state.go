@@ -57,7 +57,7 @@ type poolSnapshot struct {
 	idle  int64
 	names []string // pool.names at the time of the copy; seats index into it
 	slab  []seat
-	arena []byte
+	arena arena
 	head  uint32
 	count int
 	// wall and now are one reading of the clock: wall clock Unix ns and nanoseconds since
@@ -79,10 +79,9 @@ func (s *Store) snapshot() []poolSnapshot {
 	for i, p := range pools {
 		// Allocate outside the lock, with some room for seats granted meanwhile.
 		p.mu.Lock()
-		nslab, narena := p.slab.len(), len(p.arena)
+		nslab := p.slab.len()
 		p.mu.Unlock()
 		slab := make([]seat, 0, nslab+nslab/8+16)
-		arena := make([]byte, 0, narena+narena/8+1024)
 
 		p.mu.Lock()
 		t := s.clock()
@@ -93,7 +92,7 @@ func (s *Store) snapshot() []poolSnapshot {
 			continue
 		}
 		snap := poolSnapshot{name: names[i], idle: p.idle, names: append([]string(nil), p.names...),
-			slab: p.slab.appendTo(slab), arena: append(arena, p.arena...), head: p.head, count: p.count,
+			slab: p.slab.appendTo(slab), arena: p.arena.clone(), head: p.head, count: p.count,
 			wall: t.UnixNano(), now: now}
 		p.mu.Unlock()
 		out = append(out, snap)
@@ -154,7 +153,7 @@ func (snap *poolSnapshot) encode(e *stateEncoder) int {
 	for i := snap.head; i != 0; i = snap.slab[i].next {
 		st := &snap.slab[i]
 		wall := wallOf(st.lastSeen)
-		key, _ := keyAt(snap.arena, st.key)
+		_, key, _ := snap.arena.entry(st.key)
 		e.bytes(key)
 		e.uvarint(index[st.server] - 1)
 		e.uvarint(uint64(wall - prev)) // the list is in last-seen order: never negative

@@ -81,6 +81,45 @@ func TestSeatsRebuiltAfterExpiry(t *testing.T) {
 	}
 }
 
+// TestLargePoolNotRebuilt checks that a pool still holding more than shrinkMax seats is not
+// rebuilt however far below its peak it fell (a rebuild copies every live seat under the
+// lock), and is once it holds fewer.
+func TestLargePoolNotRebuilt(t *testing.T) {
+	old := shrinkMax
+	shrinkMax = 2 * shrinkMin
+	t.Cleanup(func() { shrinkMax = old })
+	clock := storetest.NewClock(time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC))
+	s := New(Options{Clock: clock.Now})
+	servers := []store.Server{{Name: "s1", Quota: 1 << 20, Accepting: true}}
+	assign := func(n int) {
+		for i := range n {
+			req := store.Request{Pool: "p", Key: "u" + strconv.Itoa(i), Servers: servers, Idle: 2 * time.Second}
+			if _, err := s.Assign(context.Background(), req); err != nil {
+				t.Fatalf("Assign: %v", err)
+			}
+		}
+	}
+	const burst = 16 * shrinkMin
+	assign(burst)
+	p := s.lookup("p")
+	clock.Advance(time.Second)
+	assign(3 * shrinkMin) // a quarter of the peak minus some, above shrinkMax
+	clock.Advance(1500 * time.Millisecond)
+	s.Sweep()
+	if p.count != 3*shrinkMin || p.peak != burst {
+		t.Errorf("after the burst expired: %d seats, peak %d; want %d, %d (not rebuilt)", p.count, p.peak, 3*shrinkMin, burst)
+	}
+	assign(shrinkMin)
+	clock.Advance(1900 * time.Millisecond)
+	s.Sweep()
+	if p.count != shrinkMin || p.peak != shrinkMin {
+		t.Errorf("after all but %d expired: %d seats, peak %d; want %d, %d (rebuilt)", shrinkMin, p.count, p.peak, shrinkMin, shrinkMin)
+	}
+	if err := p.invariants(); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestLessRatio(t *testing.T) {
 	const maxInt = int(^uint(0) >> 1)
 	tests := []struct {

@@ -220,9 +220,13 @@ func (a *arena) setSeat(off uint64, i uint32) {
 	binary.LittleEndian.PutUint32(a.chunks[c][pos:], i)
 }
 
-// clone returns a copy of the arena's chunks, in one allocation, for reading its entries.
-func (a *arena) clone() arena {
-	buf := make([]byte, 0, a.bytes())
+// cloneInto returns a copy of the arena's chunks, for reading its entries, in buf (which
+// grows if too small).
+func (a *arena) cloneInto(buf []byte) arena {
+	buf = buf[:0]
+	if n := a.bytes(); cap(buf) < n {
+		buf = make([]byte, 0, n)
+	}
 	out := arena{chunks: make([][]byte, len(a.chunks))}
 	for c, b := range a.chunks {
 		if b != nil {

@@ -3,6 +3,7 @@ package memory_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/metrics"
 	"strconv"
@@ -255,6 +256,50 @@ func BenchmarkChurnPause(b *testing.B) {
 					if err != nil || res.Outcome != store.OutcomeNew {
 						b.Fatalf("Assign(%q) = %+v, %v; want a new seat", k, res, err)
 					}
+				}
+			}
+			b.ReportMetric(float64(worst.Microseconds()), "worst-µs")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkSavePause saves the state of a pool of n seats while requests refresh them, and
+// reports the longest single Assign during the save: the time Save holds the pool's lock to
+// copy it. -benchtime 1x.
+func BenchmarkSavePause(b *testing.B) {
+	for _, n := range []int{1_000_000, 4_000_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			keys := benchKeys(n)
+			servers := benchServers(n)
+			clock := &benchClock{now: start}
+			s := memory.New(memory.Options{Clock: clock.Now})
+			fill(b, s, clock, keys, servers, time.Hour)
+			ctx := context.Background()
+			req := store.Request{Pool: "bench", Servers: servers, Idle: time.Hour}
+			var worst time.Duration
+			for b.Loop() {
+				done := make(chan error)
+				go func() {
+					_, err := s.Save(io.Discard)
+					done <- err
+				}()
+				for i := 0; ; i++ {
+					select {
+					case err := <-done:
+						if err != nil {
+							b.Fatal(err)
+						}
+					default:
+						req.Key = keys[i%n]
+						t0 := time.Now()
+						if _, err := s.Assign(ctx, req); err != nil {
+							b.Fatal(err)
+						}
+						worst = max(worst, time.Since(t0))
+						continue
+					}
+					break
 				}
 			}
 			b.ReportMetric(float64(worst.Microseconds()), "worst-µs")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"unsafe"
 )
 
 // The state format, version 1. Every integer is a varint (encoding/binary), every string a
@@ -77,11 +78,14 @@ func (s *Store) snapshot() []poolSnapshot {
 	s.mu.RUnlock()
 	var out []poolSnapshot
 	for i, p := range pools {
-		// Allocate outside the lock, with some room for seats granted meanwhile.
+		// Allocate outside the lock, with some room for seats granted meanwhile, and touch
+		// every page: the copy under the lock then only copies, without faulting in
+		// hundreds of megabytes at millions of seats.
 		p.mu.Lock()
-		nslab := p.slab.len()
+		nslab, narena := p.slab.len(), p.arena.bytes()
 		p.mu.Unlock()
-		slab := make([]seat, 0, nslab+nslab/8+16)
+		slab := prefault(make([]seat, nslab+nslab/8+16))[:0]
+		arena := prefault(make([]byte, narena+narena/8+1024))[:0]
 
 		p.mu.Lock()
 		t := s.clock()
@@ -92,12 +96,23 @@ func (s *Store) snapshot() []poolSnapshot {
 			continue
 		}
 		snap := poolSnapshot{name: names[i], idle: p.idle, names: append([]string(nil), p.names...),
-			slab: p.slab.appendTo(slab), arena: p.arena.clone(), head: p.head, count: p.count,
+			slab: p.slab.appendTo(slab), arena: p.arena.cloneInto(arena), head: p.head, count: p.count,
 			wall: t.UnixNano(), now: now}
 		p.mu.Unlock()
 		out = append(out, snap)
 	}
 	return out
+}
+
+// prefault writes to every page of b, so that the kernel maps them now.
+func prefault[E any](b []E) []E {
+	var zero E
+	if step := 4096 / max(int(unsafe.Sizeof(zero)), 1); step > 0 {
+		for i := 0; i < len(b); i += step {
+			b[i] = zero
+		}
+	}
+	return b
 }
 
 // Save writes the live seats of every pool to w in the state format and returns how many it

@@ -87,31 +87,51 @@ func (a *arena) capacity() int {
 // appendKey appends the entry of key for seat i to the current chunk, making room first, and
 // returns its offset. Making room may move other seats' entries (see arena).
 func (s *seatSet) appendKey(key string, i uint32) uint64 {
-	s.reserve(entrySize(len(key)))
+	c := s.reserve(entrySize(len(key)))
 	a := &s.arena
-	b := a.chunks[a.cur]
+	b := a.chunks[c]
 	pos := len(b)
 	b = binary.LittleEndian.AppendUint32(b, i)
 	b = binary.AppendUvarint(b, uint64(len(key)))
-	a.chunks[a.cur] = append(b, key...)
-	return entryOff(a.cur, pos)
+	a.chunks[c] = append(b, key...)
+	return entryOff(c, pos)
 }
 
 // appendEntry appends a whole entry, as read from another chunk, to the current chunk, making
 // room first, and returns its offset.
 func (s *seatSet) appendEntry(e []byte) uint64 {
-	s.reserve(len(e))
+	c := s.reserve(len(e))
 	a := &s.arena
-	pos := len(a.chunks[a.cur])
-	a.chunks[a.cur] = append(a.chunks[a.cur], e...)
-	return entryOff(a.cur, pos)
+	pos := len(a.chunks[c])
+	a.chunks[c] = append(a.chunks[c], e...)
+	return entryOff(c, pos)
 }
 
-// reserve makes the current chunk able to take need more bytes.
-func (s *seatSet) reserve(need int) {
-	if cur := s.arena.chunks[s.arena.cur]; len(cur)+need > cap(cur) {
-		s.makeRoom(need)
+// reserve returns the chunk to append an entry of need bytes to: the current one, made room
+// in; or, for an entry larger than half a chunk, a sealed chunk of its own and of its size,
+// so that a big key never seals a current chunk holding little (each small key would then
+// pin a whole chunk). A one-entry chunk is all live or all garbage: dropping its key frees
+// it, and no evacuation ever copies it. Its entry's position is 0, so offsets stay exact
+// whatever its size.
+func (s *seatSet) reserve(need int) int {
+	a := &s.arena
+	if cur := a.chunks[a.cur]; len(cur)+need <= cap(cur) {
+		return a.cur
 	}
+	if need > arenaChunk/2 {
+		b := make([]byte, 0, need)
+		if n := len(a.free); n > 0 {
+			c := a.free[n-1]
+			a.free = a.free[:n-1]
+			a.chunks[c], a.garbage[c] = b, 0
+			return c
+		}
+		a.chunks = append(a.chunks, b)
+		a.garbage = append(a.garbage, 0)
+		return len(a.chunks) - 1
+	}
+	s.makeRoom(need)
+	return a.cur
 }
 
 // makeRoom makes the current chunk able to take need more bytes.

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -110,66 +111,84 @@ var testHashes = []struct {
 // TestRandomOperationsKeepInvariants runs random requests, evictions, clock moves (backwards
 // too), server lists and sweeps against one pool, checking the internal state after each.
 func TestRandomOperationsKeepInvariants(t *testing.T) {
-	for _, h := range testHashes {
-		t.Run(h.name, func(t *testing.T) {
-			seed := uint64(time.Now().UnixNano())
-			rng := rand.New(rand.NewPCG(seed, 0))
-			clock := storetest.NewClock(time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC))
-			s := New(Options{Clock: clock.Now})
-			p := s.pool("p")
-			if h.hash != nil {
-				p.seatSet = newSeatSet(0, h.hash)
+	for _, small := range []bool{false, true} {
+		for _, h := range testHashes {
+			name := h.name
+			if small {
+				name += "/small-chunks-and-segments"
 			}
-			names := []string{"s1", "s2", "s3", "s4"}
-			// A quarter of the keys are longer than 127 bytes: their length takes two
-			// bytes in the arena.
-			key := func(n int) string {
-				if n%4 == 0 {
-					return strings.Repeat("k", 130+n) + strconv.Itoa(n)
+			t.Run(name, func(t *testing.T) {
+				if small {
+					// 40 keys of up to 170 bytes fill chunks of 512 bytes and split
+					// segments of 8 slots.
+					smallChunks(t, 512)
+					smallSegments(t, 8, 16)
 				}
-				return "u" + strconv.Itoa(n)
-			}
-			ops := 20_000
-			if testing.Short() {
-				ops = 2_000
-			}
-			compactions := 0
-			for i := range ops {
-				garbage := p.arena.total
-				switch r := rng.IntN(100); {
-				case r < 10:
-					clock.Advance(time.Duration(rng.IntN(4000)-500) * time.Millisecond)
-				case r < 12:
-					s.Sweep()
-				case r < 15:
-					if _, err := s.Evict(context.Background(), "p", key(rng.IntN(40))); err != nil {
-						t.Fatalf("seed %d, op %d: Evict: %v", seed, i, err)
-					}
-				default:
-					var servers []store.Server
-					for _, n := range names {
-						if rng.IntN(4) > 0 {
-							servers = append(servers, store.Server{Name: n, Quota: rng.IntN(6), Accepting: rng.IntN(5) > 0})
-						}
-					}
-					if len(servers) == 0 {
-						continue
-					}
-					req := store.Request{Pool: "p", Key: key(rng.IntN(40)), Servers: servers, Idle: 10 * time.Second}
-					if _, err := s.Assign(context.Background(), req); err != nil {
-						t.Fatalf("seed %d, op %d: Assign(%+v): %v", seed, i, req, err)
-					}
-				}
-				if err := p.invariants(); err != nil {
-					t.Fatalf("seed %d, after op %d: %v", seed, i, err)
-				}
-				if p.arena.total < garbage {
-					compactions++
-				}
-			}
-			t.Logf("%d arena compactions", compactions)
-		})
+				randomOperations(t, h.hash)
+			})
+		}
 	}
+}
+
+// randomOperations is one run of TestRandomOperationsKeepInvariants under hash (nil: the
+// seeded one).
+func randomOperations(t *testing.T, hash func(string) uint32) {
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 0))
+	clock := storetest.NewClock(time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC))
+	s := New(Options{Clock: clock.Now})
+	p := s.pool("p")
+	if hash != nil {
+		p.seatSet = newSeatSet(0, hash)
+	}
+	names := []string{"s1", "s2", "s3", "s4"}
+	// A quarter of the keys are longer than 127 bytes: their length takes two
+	// bytes in the arena.
+	key := func(n int) string {
+		if n%4 == 0 {
+			return strings.Repeat("k", 130+n) + strconv.Itoa(n)
+		}
+		return "u" + strconv.Itoa(n)
+	}
+	ops := 20_000
+	if testing.Short() {
+		ops = 2_000
+	}
+	compactions := 0
+	for i := range ops {
+		garbage := p.arena.total
+		switch r := rng.IntN(100); {
+		case r < 10:
+			clock.Advance(time.Duration(rng.IntN(4000)-500) * time.Millisecond)
+		case r < 12:
+			s.Sweep()
+		case r < 15:
+			if _, err := s.Evict(context.Background(), "p", key(rng.IntN(40))); err != nil {
+				t.Fatalf("seed %d, op %d: Evict: %v", seed, i, err)
+			}
+		default:
+			var servers []store.Server
+			for _, n := range names {
+				if rng.IntN(4) > 0 {
+					servers = append(servers, store.Server{Name: n, Quota: rng.IntN(6), Accepting: rng.IntN(5) > 0})
+				}
+			}
+			if len(servers) == 0 {
+				continue
+			}
+			req := store.Request{Pool: "p", Key: key(rng.IntN(40)), Servers: servers, Idle: 10 * time.Second}
+			if _, err := s.Assign(context.Background(), req); err != nil {
+				t.Fatalf("seed %d, op %d: Assign(%+v): %v", seed, i, req, err)
+			}
+		}
+		if err := p.invariants(); err != nil {
+			t.Fatalf("seed %d, after op %d: %v", seed, i, err)
+		}
+		if p.arena.total < garbage {
+			compactions++
+		}
+	}
+	t.Logf("%d arena compactions", compactions)
 }
 
 // checkTable checks the table's directory and the count and load of every segment.
@@ -197,6 +216,9 @@ func checkTable(t *table) error {
 		if s.depth > t.depth && err == nil {
 			err = fmt.Errorf("segment of depth %d in a directory of depth %d", s.depth, t.depth)
 		}
+		if want := uint(32 - bits.TrailingZeros(uint(len(s.slots)))); s.shift != want && err == nil {
+			err = fmt.Errorf("segment of %d slots with shift %d; want %d", len(s.slots), s.shift, want)
+		}
 		entries += n
 	})
 	if err != nil {
@@ -204,6 +226,20 @@ func checkTable(t *table) error {
 	}
 	if entries != t.n {
 		return fmt.Errorf("table: %d entries, %d counted", entries, t.n)
+	}
+	// A segment of depth d fills an aligned run of 1<<(depth-d) directory entries.
+	for j := 0; j < len(t.dir); {
+		s := t.dir[j]
+		span := 1 << (t.depth - s.depth)
+		if j%span != 0 {
+			return fmt.Errorf("segment of depth %d starts at directory entry %d, not a multiple of %d", s.depth, j, span)
+		}
+		for k := j; k < j+span; k++ {
+			if k >= len(t.dir) || t.dir[k] != s {
+				return fmt.Errorf("segment of depth %d at directory entry %d does not fill its run of %d", s.depth, j, span)
+			}
+		}
+		j += span
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -245,6 +246,35 @@ func TestArenaCompactedUnderChurn(t *testing.T) {
 				t.Errorf("arena compactions for 49 pools' worth of garbage = %d; want at least %d", compactions, want)
 			}
 		})
+	}
+}
+
+// TestBigKeysDoNotPinChunks adds and evicts a key longer than a chunk between small keys: the
+// big key must get a chunk of its own, given back when it goes, instead of sealing the small
+// keys' chunk each time (each small key would then pin a whole chunk).
+func TestBigKeysDoNotPinChunks(t *testing.T) {
+	f := newHashedFixture(t, nil)
+	servers := []store.Server{{Name: "a", Quota: 1 << 30, Accepting: true}}
+	big := strings.Repeat("B", arenaChunk+1)
+	assign := func(k string) {
+		t.Helper()
+		if _, err := f.s.Assign(context.Background(), store.Request{Pool: "p", Key: k, Servers: servers, Idle: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := 0
+	for i := range 100 {
+		k := "small-" + strconv.Itoa(i)
+		assign(k)
+		live += entrySize(len(k))
+		assign(big)
+		if ok, err := f.s.Evict(context.Background(), "p", big); !ok || err != nil {
+			t.Fatalf("Evict(big) = %v, %v; want true", ok, err)
+		}
+	}
+	f.check()
+	if got, bound := f.p.arena.capacity(), 2*live+2*arenaChunk; got > bound {
+		t.Errorf("arena capacity %d bytes (%d chunks) for %d bytes of live keys; want at most %d", got, len(f.p.arena.chunks), live, bound)
 	}
 }
 

@@ -36,7 +36,15 @@ func (s *slab) grow() uint32 {
 	if c == len(s.chunks) {
 		s.chunks = append(s.chunks, make([]seat, 0, slabChunk))
 	}
-	s.chunks[c] = append(s.chunks[c], seat{})
+	ch := s.chunks[c]
+	if len(ch) == cap(ch) {
+		// Only the first chunk is ever full short of slabChunk: grow it, up to slabChunk
+		// exactly (append would round past it).
+		grown := make([]seat, len(ch), min(max(2*cap(ch), 16), slabChunk))
+		copy(grown, ch)
+		ch = grown
+	}
+	s.chunks[c] = append(ch, seat{})
 	s.n++
 	return i
 }

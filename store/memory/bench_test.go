@@ -203,65 +203,48 @@ func BenchmarkGCWithSeats(b *testing.B) {
 func BenchmarkFillPause(b *testing.B) {
 	for _, n := range []int{1_000_000, 4_000_000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			keys := benchKeys(n)
-			servers := benchServers(n)
-			ctx := context.Background()
-			var worst time.Duration
-			for b.Loop() {
-				clock := &benchClock{now: start}
-				s := memory.New(memory.Options{Clock: clock.Now})
-				req := store.Request{Pool: "bench", Servers: servers, Idle: time.Hour}
-				for _, k := range keys {
-					clock.now = clock.now.Add(time.Microsecond)
-					req.Key = k
-					t0 := time.Now()
-					res, err := s.Assign(ctx, req)
-					if d := time.Since(t0); d > worst {
-						worst = d
-					}
-					if err != nil || res.Outcome != store.OutcomeNew {
-						b.Fatalf("Assign(%q) = %+v, %v; want a new seat", k, res, err)
-					}
-				}
-			}
-			b.ReportMetric(float64(worst.Microseconds()), "worst-µs")
-			b.ReportMetric(0, "ns/op")
+			benchNewSeatsPause(b, benchKeys(n), time.Hour, 0)
 		})
 	}
 }
 
 // BenchmarkChurnPause holds n live seats while as many new users arrive as old ones expire
-// (one in, one out per request, 2n requests), and reports the longest single Assign: with
-// churn, the pause comes from reclaiming the keys of expired seats. -benchtime 1x.
+// (one in, one out per request, 2n requests after n to fill), and reports the longest single
+// Assign of the churn: the pause comes from reclaiming the keys of expired seats.
+// -benchtime 1x.
 func BenchmarkChurnPause(b *testing.B) {
 	for _, n := range []int{1_000_000, 4_000_000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			keys := benchKeys(3 * n)
-			servers := benchServers(3 * n)
-			idle := time.Duration(n) * time.Microsecond
-			ctx := context.Background()
-			var worst time.Duration
-			for b.Loop() {
-				clock := &benchClock{now: start}
-				s := memory.New(memory.Options{Clock: clock.Now})
-				req := store.Request{Pool: "bench", Servers: servers, Idle: idle}
-				for i, k := range keys {
-					clock.now = clock.now.Add(time.Microsecond)
-					req.Key = k
-					t0 := time.Now()
-					res, err := s.Assign(ctx, req)
-					if d := time.Since(t0); i >= n && d > worst {
-						worst = d
-					}
-					if err != nil || res.Outcome != store.OutcomeNew {
-						b.Fatalf("Assign(%q) = %+v, %v; want a new seat", k, res, err)
-					}
-				}
-			}
-			b.ReportMetric(float64(worst.Microseconds()), "worst-µs")
-			b.ReportMetric(0, "ns/op")
+			benchNewSeatsPause(b, benchKeys(3*n), time.Duration(n)*time.Microsecond, n)
 		})
 	}
+}
+
+// benchNewSeatsPause gives each key a new seat in one pool, a microsecond apart, with idle
+// time idle, and reports the longest single Assign after the first skip requests.
+func benchNewSeatsPause(b *testing.B, keys []string, idle time.Duration, skip int) {
+	servers := benchServers(len(keys))
+	ctx := context.Background()
+	var worst time.Duration
+	for b.Loop() {
+		clock := &benchClock{now: start}
+		s := memory.New(memory.Options{Clock: clock.Now})
+		req := store.Request{Pool: "bench", Servers: servers, Idle: idle}
+		for i, k := range keys {
+			clock.now = clock.now.Add(time.Microsecond)
+			req.Key = k
+			t0 := time.Now()
+			res, err := s.Assign(ctx, req)
+			if d := time.Since(t0); i >= skip && d > worst {
+				worst = d
+			}
+			if err != nil || res.Outcome != store.OutcomeNew {
+				b.Fatalf("Assign(%q) = %+v, %v; want a new seat", k, res, err)
+			}
+		}
+	}
+	b.ReportMetric(float64(worst.Microseconds()), "worst-µs")
+	b.ReportMetric(0, "ns/op")
 }
 
 // BenchmarkSavePause saves the state of a pool of n seats while requests refresh them, and

@@ -18,10 +18,12 @@ type seat struct {
 	key        uint64 // offset of the key's entry in the arena (see arena), 0 when free
 }
 
-// seatSet holds the seats of one pool in three pointer-free arrays: the slab of seats, the
-// arena of their keys and the table that finds a seat by key. Freed seats are reused; freed
-// key bytes are garbage until their chunk is compacted. Indexes are uint32: a pool holds fewer
-// than 2^32 seats (that would take 128 GiB of slab alone).
+// seatSet holds the seats of one pool in three structures whose bulk holds no pointer: the
+// slab of seats, the arena of their keys and the table that finds a seat by key, each made of
+// chunks or segments so that none grows or shrinks in one long step; the garbage collector
+// scans only their few chunk and segment headers. Freed seats are reused; freed key bytes
+// are garbage until their chunk is compacted. Indexes are uint32: a pool holds fewer than
+// 2^32 seats (that would take 128 GiB of slab alone).
 type seatSet struct {
 	slab  slab   // element 0 is never a seat, so that index 0 means none
 	free  uint32 // first free element of the slab, chained by next

@@ -103,3 +103,28 @@ func TestOutage(t *testing.T) {
 		return err
 	})
 }
+
+// TestBackAtOnce: after pool_size dials in a row fail, go-redis stops dialing and probes the
+// server once a second, so a Redis that was restarted could go unused for up to a second. A
+// refused dial must not count as one: the first call after Redis listens again gets its answer.
+// (Without that, this test passes only when go-redis's probe happens to land between the
+// restart and the call, a few milliseconds out of its second.)
+func TestBackAtOnce(t *testing.T) {
+	srv := startRedis(t)
+	s := New(newClient(t, srv.URL()+"?pool_size=2"), Options{Timeout: 300 * time.Millisecond, RefreshInterval: -1})
+	ctx := context.Background()
+	mustAssign(t, s, request("p", "before"))
+
+	srv.Stop()
+	for _, key := range []string{"down1", "down2", "down3", "down4"} {
+		if got, err := s.Assign(ctx, request("p", key)); err == nil {
+			t.Fatalf("Assign(%q) with Redis stopped = %+v, nil error; want an error", key, got)
+		} else if !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("Assign(%q) with Redis stopped: %v; want the dial's error (connection refused)", key, err)
+		}
+	}
+	srv.Start()
+	if got, err := s.Assign(ctx, request("p", "after")); err != nil || got.Outcome != store.OutcomeNew {
+		t.Errorf("first Assign after Redis is back = %+v, %v; want a new seat", got, err)
+	}
+}

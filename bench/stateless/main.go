@@ -6,7 +6,8 @@
 // --io agent (the default) serves it through stickyseat's own SPOP layer (package agent: the
 // frame guard and its write combining) with a hash-only decider, so that the comparison
 // isolates what seats cost; --io library serves it with the library's plain server, the
-// floor of an agent written the straightforward way.
+// floor of an agent written the straightforward way; --io bare serves it with no library at
+// all (bare.go), the floor of this machine and load tool.
 package main
 
 import (
@@ -45,7 +46,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("stateless", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:12346", "SPOP address")
 	servers := fs.String("servers", "s1,s2,s3", "server names the keys are hashed to")
-	io := fs.String("io", "agent", "SPOP layer: agent (stickyseat's, with its write combining) or library (the library's plain server)")
+	io := fs.String("io", "agent", "SPOP layer: agent (stickyseat's, with its write combining), library (the library's plain server) or bare (no library: the machine's floor)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,8 +56,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("--servers: empty server name in %q", *servers)
 		}
 	}
-	if *io != "agent" && *io != "library" {
-		return fmt.Errorf("--io: %q is neither agent nor library", *io)
+	if *io != "agent" && *io != "library" && *io != "bare" {
+		return fmt.Errorf("--io: %q is none of agent, library, bare", *io)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -71,8 +72,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 // serve answers on ln until ctx is cancelled, through the named SPOP layer.
 func serve(ctx context.Context, ln net.Listener, servers []string, io string) error {
-	if io == "agent" {
+	switch io {
+	case "agent":
 		return agent.New(hashDecider(servers), agent.Options{Logger: zerolog.Nop()}).Serve(ctx, ln)
+	case "bare":
+		return serveBare(ctx, ln, servers)
 	}
 	return serveLibrary(ctx, ln, servers)
 }

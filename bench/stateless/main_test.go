@@ -13,7 +13,7 @@ import (
 )
 
 // layers are the SPOP layers --io offers; every test runs on each.
-var layers = []string{"agent", "library"}
+var layers = []string{"agent", "library", "bare"}
 
 func startStateless(t *testing.T, servers []string, io string) string {
 	t.Helper()

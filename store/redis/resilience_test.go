@@ -110,6 +110,10 @@ func TestOutage(t *testing.T) {
 // (Without that, this test passes only when go-redis's probe happens to land between the
 // restart and the call, a few milliseconds out of its second.)
 func TestBackAtOnce(t *testing.T) {
+	// Without the hold, a refusal is never answered from memory: the call after the restart
+	// dials. TestRefusalHeld covers the hold.
+	defer func(h time.Duration) { refusalHold = h }(refusalHold)
+	refusalHold = 0
 	srv := startRedis(t)
 	s := New(newClient(t, srv.URL()+"?pool_size=2"), Options{Timeout: 300 * time.Millisecond, RefreshInterval: -1})
 	ctx := context.Background()

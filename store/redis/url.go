@@ -38,9 +38,9 @@ var ErrInvalidURL = errors.New("invalid redis URL")
 // schemes) and pool_size; anything else is rejected so that a typo is not silently ignored.
 //
 // The options enable ContextTimeoutEnabled, which the store needs for its per-call deadline,
-// and set a Dialer that keeps refused connections out of go-redis's dial breaker (see
-// refusalDialer), so that a restarted Redis is used as soon as it listens. Errors never
-// contain the password.
+// and, except for Sentinel, set a Dialer that keeps refused connections out of go-redis's
+// dial breaker (see refusalDialer), so that a restarted Redis is used as soon as it listens.
+// Errors never contain the password.
 func ParseURL(u string) (*goredis.UniversalOptions, error) {
 	scheme, rest, ok := strings.Cut(u, "://")
 	if !ok {
@@ -132,7 +132,9 @@ func ParseURL(u string) (*goredis.UniversalOptions, error) {
 	if err := applyQuery(opts, query, sentinel); err != nil {
 		return nil, err
 	}
-	opts.Dialer = refusalDialer(opts.TLSConfig)
+	if !sentinel {
+		opts.Dialer = newRefusalDialer(func() *tls.Config { return opts.TLSConfig }).DialContext
+	}
 	return opts, nil
 }
 

@@ -62,6 +62,11 @@ func TestParseURL(t *testing.T) {
 		if !opts.ContextTimeoutEnabled {
 			t.Errorf("ParseURL(%q): ContextTimeoutEnabled is off; the store's deadline would not apply", tt.url)
 		}
+		// Sentinel keeps go-redis's dialer (it asks a Sentinel before each dial); the others
+		// get the one that keeps refusals out of the dial breaker.
+		if sentinel := tt.want.Master != ""; (opts.Dialer == nil) != sentinel {
+			t.Errorf("ParseURL(%q): Dialer set = %v; want %v", tt.url, opts.Dialer != nil, !sentinel)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -175,12 +176,17 @@ func summarize(t *testing.T, replies []Reply, faults []Fault) {
 	for _, f := range faults {
 		kinds := map[string]int{}
 		var failures []string
+		var late []Reply
 		for _, r := range replies {
 			if r.Sent.Before(f.PhaseStart) || !r.Sent.Before(f.PhaseEnd) {
 				continue
 			}
 			if r.Kind == Failed && len(failures) < 3 {
 				failures = append(failures, r.String())
+			}
+			// What the recovery column counts: failures answered after the fault ended.
+			if (r.Kind == Failed || r.Kind == Refused) && f.hasWindow() && r.Answered.After(f.End) {
+				late = append(late, r)
 			}
 			k := r.Kind.String()
 			if r.Kind == Refused || r.Kind == Failed {
@@ -191,6 +197,16 @@ func summarize(t *testing.T, replies []Reply, faults []Fault) {
 		t.Logf("%s: %v", f.Name, kinds)
 		if len(failures) > 0 {
 			t.Logf("%s: first failures:\n    %s", f.Name, strings.Join(failures, "\n    "))
+		}
+		if len(late) > 0 {
+			// The last ones set the recovery column.
+			sort.Slice(late, func(i, j int) bool { return late[i].Answered.Before(late[j].Answered) })
+			var lines []string
+			for _, r := range late[max(0, len(late)-5):] {
+				lines = append(lines, r.String())
+			}
+			t.Logf("%s: %d refusals and failures answered after the fault's end (%s), the last:\n    %s",
+				f.Name, len(late), clock(f.End), strings.Join(lines, "\n    "))
 		}
 	}
 }

@@ -124,6 +124,19 @@ func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "\nbare responder at the memory store's half rate (%.0f decisions/s): p99 %s\n", best[memIdx].Rate/2, latency(bareAt, "p99"))
+	// CPU per decision moves less than the rate when the load generator shares the CPUs.
+	cpu := func(i int) float64 {
+		v := make([]float64, len(runs[i]))
+		for k, r := range runs[i] {
+			v[k] = r.AgentCPUPer1k
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	if stCPU, memCPU := cpu(stIdx), cpu(memIdx); stCPU > 0 {
+		fmt.Fprintf(out, "not a target: agent CPU per decision (median of the rounds), memory %.2f µs vs stateless %.2f µs: the floor's share %.2f\n",
+			memCPU*1e3, stCPU*1e3, stCPU/memCPU)
+	}
 	verdict(out, "memory ≥ 0.9 × stateless decisions/s", best[memIdx].Rate/best[stIdx].Rate, 0.9, true)
 	verdict(out, "memory p99 ≤ 1 ms at half of its max rate (ms)", memHalf.LatencyMicros["p99"]/1e3, 1, false)
 

@@ -267,6 +267,109 @@ func TestStateFile(t *testing.T) {
 	}
 }
 
+// plantVictim writes a file the agent must never change and returns its path and content.
+func plantVictim(t *testing.T) (string, []byte) {
+	t.Helper()
+	victim := filepath.Join(t.TempDir(), "victim")
+	content := []byte("not the agent's to write\n")
+	if err := os.WriteFile(victim, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return victim, content
+}
+
+func checkVictim(t *testing.T, victim string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(victim)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("victim after SaveFile = %q, %v; want it untouched (%q)", got, err, want)
+	}
+}
+
+// checkStateFile asserts path is a regular owner-only file holding the fixture's 4 seats.
+func checkStateFile(t *testing.T, path string, clock func() time.Time) {
+	t.Helper()
+	info, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Mode().IsRegular() || info.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode %v; want a regular file, 0600 (it holds user keys)", info.Mode())
+	}
+	s := memory.New(memory.Options{Clock: clock})
+	if restored, _, err := s.LoadFile(path); err != nil || restored != 4 {
+		t.Errorf("LoadFile = %d, %v; want 4, nil", restored, err)
+	}
+}
+
+// TestStateFilePlantedTemp: whatever another user planted where a predictable temporary
+// file would go (a symlink to a victim, a world-readable file) neither redirects the write
+// nor lends the state file its mode.
+func TestStateFilePlantedTemp(t *testing.T) {
+	t.Run("symlink", func(t *testing.T) {
+		f := stateFixture(t)
+		path := filepath.Join(t.TempDir(), "seats.state")
+		victim, content := plantVictim(t)
+		if err := os.Symlink(victim, path+".tmp"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.store.SaveFile(path); err != nil {
+			t.Fatalf("SaveFile: %v", err)
+		}
+		checkVictim(t, victim, content)
+		checkStateFile(t, path, f.clock.Now)
+	})
+	t.Run("world-readable file", func(t *testing.T) {
+		f := stateFixture(t)
+		path := filepath.Join(t.TempDir(), "seats.state")
+		if err := os.WriteFile(path+".tmp", nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path+".tmp", 0o644); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+		if _, err := f.store.SaveFile(path); err != nil {
+			t.Fatalf("SaveFile: %v", err)
+		}
+		checkStateFile(t, path, f.clock.Now)
+	})
+}
+
+// TestStateFileSymlinkAtPath: a symlink at the state file's own path is replaced by the
+// state file; the link's target is left alone.
+func TestStateFileSymlinkAtPath(t *testing.T) {
+	f := stateFixture(t)
+	path := filepath.Join(t.TempDir(), "seats.state")
+	victim, content := plantVictim(t)
+	if err := os.Symlink(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.SaveFile(path); err != nil {
+		t.Fatalf("SaveFile: %v", err)
+	}
+	checkVictim(t, victim, content)
+	checkStateFile(t, path, f.clock.Now)
+}
+
+// TestStateFileFailedSaveLeavesNothing: a save that cannot complete removes its temporary
+// file and leaves the previous state in place.
+func TestStateFileFailedSaveLeavesNothing(t *testing.T) {
+	f := stateFixture(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "seats.state")
+	// A non-empty directory at path: the rename over it fails after the write.
+	if err := os.MkdirAll(filepath.Join(path, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.SaveFile(path); err == nil {
+		t.Fatal("SaveFile over a non-empty directory: nil error")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 || entries[0].Name() != "seats.state" {
+		t.Errorf("directory after a failed SaveFile holds %v (%v); want no temporary file", entries, err)
+	}
+}
+
 // TestRunStateSaves checks RunState writes the file while it runs, and stops with ctx.
 func TestRunStateSaves(t *testing.T) {
 	f := stateFixture(t)

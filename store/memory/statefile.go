@@ -15,25 +15,23 @@ import (
 const DefaultStateInterval = 5 * time.Second
 
 // SaveFile writes the store's seats to path atomically and returns how many it wrote: the
-// state goes to path+".tmp", is synced, then renamed over path and the directory synced, so
-// path always holds a whole state, the previous one until the rename. Concurrent calls are
-// serialized.
+// state goes to a new temporary file in path's directory, is synced, then renamed over path
+// and the directory synced, so path always holds a whole state, the previous one until the
+// rename. A symlink at path is replaced by the file, its target left alone. Concurrent calls
+// are serialized, so an older state never lands after a newer one.
 func (s *Store) SaveFile(path string) (int, error) {
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
-	tmp := path + ".tmp"
-	// 0600: the keys are the users' identities.
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	dir := filepath.Dir(path)
+	// A fresh, unpredictable name created exclusively (O_EXCL, mode 0600): a file planted
+	// at a fixed name would keep its own mode (the keys are the users' identities) and a
+	// symlink planted there would redirect the write to its target.
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return 0, fmt.Errorf("state file: %w", err)
+		return 0, fmt.Errorf("state file %s: %w", path, err)
 	}
-	n, err := s.Save(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	tmp := f.Name()
+	n, err := s.writeState(f)
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
@@ -41,10 +39,26 @@ func (s *Store) SaveFile(path string) (int, error) {
 		return 0, fmt.Errorf("state file %s: %w", path, errors.Join(err, os.Remove(tmp)))
 	}
 	// The rename is durable only once the directory is.
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := syncDir(dir); err != nil {
 		return n, fmt.Errorf("state file %s: %w", path, err)
 	}
 	return n, nil
+}
+
+// writeState fills f, owner-only whatever the umask, syncs and closes it.
+func (s *Store) writeState(f *os.File) (int, error) {
+	err := f.Chmod(0o600)
+	n := 0
+	if err == nil {
+		n, err = s.Save(f)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
 }
 
 // changes returns a count that grows whenever a request or an eviction changes a pool.

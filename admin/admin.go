@@ -81,8 +81,11 @@ type Admin struct {
 	overrides Overrides
 	reloader  Reloader
 	token     string
-	log       zerolog.Logger
-	now       func() time.Time
+	// allowedHosts are the Host names accepted besides the listener's address and loopback.
+	allowedHosts []string
+	refusals     *logLimit
+	log          zerolog.Logger
+	now          func() time.Time
 
 	mu      sync.Mutex
 	base    assign.Config
@@ -92,15 +95,19 @@ type Admin struct {
 
 // Options tune an Admin.
 type Options struct {
-	// Token, when set, is required on every API call and page (Authorization: Bearer, or the
-	// token form/query field).
-	Token  string
-	Logger zerolog.Logger
+	// Token, when set, is required on every API call and page: as Authorization: Bearer, or
+	// as the session cookie the page's login form sets. It is never read from the URL.
+	Token string
+	// AllowedHosts are the Host header names (or host:port) the admin answers besides the
+	// address it was reached on and loopback names; any other Host gets 421.
+	AllowedHosts []string
+	Logger       zerolog.Logger
 }
 
 // New returns an Admin for the configuration base, already applied by the caller.
 func New(base assign.Config, r Reloader, st Store, ov Overrides, opts Options) *Admin {
 	return &Admin{store: st, overrides: ov, reloader: r, token: opts.Token, now: time.Now,
+		allowedHosts: opts.AllowedHosts, refusals: &logLimit{every: 10 * time.Second},
 		log: opts.Logger.With().Str("component", "admin").Logger(), base: base, current: base}
 }
 
@@ -183,8 +190,16 @@ func (a *Admin) applyLocked(base assign.Config, ov map[string]string) error {
 	if err := a.reloader.Reload(cfg); err != nil {
 		return err
 	}
+	before := a.applied
 	a.base, a.current, a.applied = base, cfg, canonical(ov)
-	a.log.Info().Str("changes", a.applied).Msg("run-time changes applied")
+	switch {
+	case a.applied == before:
+		// A config reload with the same run-time changes: nothing of theirs to report.
+	case a.applied == "":
+		a.log.Info().Str("changes", "none").Msg("run-time changes cleared: the configuration alone applies")
+	default:
+		a.log.Info().Str("changes", a.applied).Msg("run-time changes applied")
+	}
 	return nil
 }
 

@@ -2,16 +2,16 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
 	"html/template"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/stickyseat/stickyseat/assign"
 )
@@ -89,34 +89,125 @@ var pageHTML string
 
 var page = template.Must(template.New("page").Parse(pageHTML))
 
-// Handler serves the API under /api/ and the status page at /.
+//go:embed login.html
+var loginHTML string
+
+var loginPage = template.Must(template.New("login").Parse(loginHTML))
+
+// Handler serves the API under /api/ and the status page at /. Every request must name this
+// server in its Host (see HostGuard); changes must not come from another site (see
+// sameOrigin); with a token, every request needs it as a bearer token or the session cookie
+// the page's login form sets, and a change made with the cookie needs the page's form field
+// too. The token is never read from the URL.
 func (a *Admin) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.page)
+	mux.HandleFunc("POST /login", a.login)
+	mux.HandleFunc("POST /logout", a.logout)
 	mux.HandleFunc("GET /api/pools", a.apiPools)
 	mux.HandleFunc("GET /api/user", a.apiUser)
 	mux.HandleFunc("POST /api/evict", a.apiEvict)
 	mux.HandleFunc("POST /api/state", a.apiState)
 	mux.HandleFunc("POST /api/quota", a.apiQuota)
-	return a.auth(mux)
+	return HostGuard(a.allowedHosts, a.log, a.guard(mux))
 }
 
-// auth requires the token, when one is set, as a bearer token or a token field.
-func (a *Admin) auth(next http.Handler) http.Handler {
+// guard refuses tokens in the URL, cross-site changes and, with a token set, requests
+// without it.
+func (a *Admin) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.token != "" {
-			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if got == "" || got == r.Header.Get("Authorization") {
-				got = r.FormValue("token")
-			}
-			if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="stickyseat"`)
-				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong admin token"})
+		if r.URL.Query().Has("token") {
+			a.refused(w, r, http.StatusBadRequest, "the admin token is never read from the URL (it would land in histories and logs): send Authorization: Bearer, or log in on the page")
+			return
+		}
+		mutating := r.Method != http.MethodGet && r.Method != http.MethodHead
+		if mutating {
+			if ok, why := sameOrigin(r); !ok {
+				a.refused(w, r, http.StatusForbidden, "cross-site request refused ("+why+")")
 				return
 			}
 		}
-		next.ServeHTTP(w, r)
+		if a.token == "" || r.URL.Path == "/login" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			if !equal(bearer, a.token) {
+				a.unauthorized(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		if c, err := r.Cookie(SessionCookie); err == nil && equal(c.Value, derive(a.token, "session")) {
+			if mutating && r.URL.Path != "/logout" && !equal(r.PostFormValue("csrf"), derive(a.token, "csrf")) {
+				a.refused(w, r, http.StatusForbidden, "missing or wrong csrf field: use the status page's forms")
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Method == http.MethodGet && r.URL.Path == "/" {
+			a.showLogin(w, http.StatusUnauthorized, "")
+			return
+		}
+		a.unauthorized(w, r)
 	})
+}
+
+func (a *Admin) unauthorized(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="stickyseat"`)
+	a.refused(w, r, http.StatusUnauthorized, "missing or wrong admin token")
+}
+
+// refused answers an error and logs it, at most one line per interval.
+func (a *Admin) refused(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	a.refusals.warn(a.log, func(e *zerolog.Event) {
+		e.Int("status", status).Str("remote", r.RemoteAddr).Str("method", r.Method).Str("path", r.URL.Path).Str("reason", msg).Msg("admin request refused")
+	})
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func (a *Admin) showLogin(w http.ResponseWriter, status int, msg string) {
+	setPageHeaders(w)
+	w.WriteHeader(status)
+	if err := loginPage.Execute(w, map[string]any{"Error": msg}); err != nil {
+		a.log.Warn().Err(err).Msg("login page")
+	}
+}
+
+// login checks the token the page's form posts and sets the session cookie: HttpOnly (no
+// script reads it), SameSite=Strict (no other site's page sends it).
+func (a *Admin) login(w http.ResponseWriter, r *http.Request) {
+	if a.token != "" {
+		if !equal(r.PostFormValue("token"), a.token) {
+			a.refusals.warn(a.log, func(e *zerolog.Event) {
+				e.Str("remote", r.RemoteAddr).Msg("admin login refused: wrong token")
+			})
+			a.showLogin(w, http.StatusUnauthorized, "wrong token")
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: derive(a.token, "session"), Path: "/",
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		a.log.Info().Str("remote", r.RemoteAddr).Msg("admin login")
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (a *Admin) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// setPageHeaders keeps the pages from running scripts, posting elsewhere or being framed
+// by another site (clickjacking).
+func setPageHeaders(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	w.Header().Set("Cache-Control", "no-store")
 }
 
 func (a *Admin) page(w http.ResponseWriter, r *http.Request) {
@@ -125,9 +216,12 @@ func (a *Admin) page(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "stickyseat: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-	if err := page.Execute(w, map[string]any{"Pools": pools, "Token": r.FormValue("token"), "Now": a.now().UTC().Format(time.RFC3339)}); err != nil {
+	setPageHeaders(w)
+	csrf := ""
+	if a.token != "" {
+		csrf = derive(a.token, "csrf")
+	}
+	if err := page.Execute(w, map[string]any{"Pools": pools, "CSRF": csrf, "LoggedIn": a.token != "", "Now": a.now().UTC().Format(time.RFC3339)}); err != nil {
 		a.log.Warn().Err(err).Msg("status page")
 	}
 }
@@ -217,14 +311,20 @@ func statusFor(err error) (int, error) {
 	return http.StatusServiceUnavailable, err
 }
 
-// done answers a change: a redirect back to the page for its forms, JSON otherwise.
+// done answers a change: a redirect back to the page for its forms, JSON otherwise. A change
+// made is logged with the client's address.
 func (a *Admin) done(w http.ResponseWriter, r *http.Request, failStatus int, err error) {
-	if r.FormValue("redirect") != "" && err == nil {
-		to := "/"
-		if t := r.FormValue("token"); t != "" {
-			to += "?token=" + url.QueryEscape(t)
+	if err == nil {
+		e := a.log.Info().Str("remote", r.RemoteAddr).Str("change", strings.TrimPrefix(r.URL.Path, "/api/"))
+		for _, f := range []string{"pool", "server", "key", "state", "quota"} {
+			if v := r.FormValue(f); v != "" {
+				e = e.Str(f, v)
+			}
 		}
-		http.Redirect(w, r, to, http.StatusSeeOther)
+		e.Msg("admin change")
+	}
+	if r.FormValue("redirect") != "" && err == nil {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
 	if err != nil {

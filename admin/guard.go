@@ -1,0 +1,133 @@
+package admin
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// SessionCookie is the cookie the status page's login form sets. It holds a value derived
+// from the admin token, never the token itself.
+const SessionCookie = "stickyseat_admin"
+
+// HostGuard answers 421 Misdirected Request, without calling next, when the request's Host
+// is not one this server answers to: the address the connection was accepted on, a loopback
+// name (localhost, 127.0.0.0/8, ::1) or one of allowed (a host name, or host:port to allow
+// that port only; case-insensitive). A web page that rebinds its own DNS name to this
+// address sends its own name as Host, so it is refused before it can read or change
+// anything.
+func HostGuard(allowed []string, log zerolog.Logger, next http.Handler) http.Handler {
+	set := map[string]bool{}
+	for _, h := range allowed {
+		set[strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))] = true
+	}
+	limit := &logLimit{every: 10 * time.Second}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hostAllowed(r, set) {
+			limit.warn(log, func(e *zerolog.Event) {
+				e.Str("host", r.Host).Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("refused a request for a foreign Host (DNS rebinding?)")
+			})
+			writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"error": "Host " + quoteHost(r.Host) + " is not this server's address, a loopback name or an allowed host"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func quoteHost(h string) string {
+	if len(h) > 100 {
+		h = h[:100]
+	}
+	return `"` + strings.ToValidUTF8(h, "?") + `"`
+}
+
+func hostAllowed(r *http.Request, allowed map[string]bool) bool {
+	full := strings.ToLower(r.Host)
+	if full == "" {
+		return false
+	}
+	host := full
+	if h, _, err := net.SplitHostPort(full); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), ".")
+	if host == "localhost" || allowed[host] || allowed[full] {
+		return true
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if ta, ok := la.(*net.TCPAddr); ok && ta.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameOrigin reports whether a state-changing request may come from where the browser says
+// it comes from: Sec-Fetch-Site, when present, must be same-origin or none (typed in the
+// address bar), and Origin, when present, must name the request's own Host. A request with
+// neither header is not from a current browser (curl, the admin CLI, scripts).
+func sameOrigin(r *http.Request) (bool, string) {
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "", "same-origin", "none":
+	default:
+		return false, "Sec-Fetch-Site: " + site
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true, ""
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+		return false, "Origin: " + origin
+	}
+	return true, ""
+}
+
+// derive returns a value bound to the admin token for one purpose (the session cookie, the
+// forms' CSRF field), so neither reveals the token.
+func derive(token, purpose string) string {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("stickyseat admin " + purpose))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+// logLimit lets one warning through per interval and counts the ones it held back, so a
+// flood of refused requests cannot flood the log.
+type logLimit struct {
+	every time.Duration
+	mu    sync.Mutex
+	last  time.Time
+	held  int
+}
+
+func (l *logLimit) warn(log zerolog.Logger, write func(*zerolog.Event)) {
+	l.mu.Lock()
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+		l.held++
+		l.mu.Unlock()
+		return
+	}
+	held := l.held
+	l.last, l.held = now, 0
+	l.mu.Unlock()
+	write(log.Warn().Int("suppressed_since_last", held))
+}

@@ -55,6 +55,9 @@ type renderData struct {
 	Engine, Frontend, AgentBackend         string
 	InvalidText, FullText, UnavailableText string
 	Checks, SetPoolVar, FrontendLog        bool
+	// StaticUseServer: one use-server rule per server instead of the dynamic
+	// "use-server %[var(...)]" (see layer4Key).
+	StaticUseServer bool
 	// BufferBody: the message reads the request body (body=req.body or a req.body* key).
 	BufferBody                          bool
 	InspectDelay, ProcessingTimeoutText string
@@ -75,11 +78,33 @@ func newRenderData(c Config, g Globals, frontendLog bool) renderData {
 		UnavailableText:       UnavailableText,
 		Checks:                !c.NoHealthChecks,
 		SetPoolVar:            len(c.Pools) > 1,
+		StaticUseServer:       c.Mode == ModeTCP && !layer4Key(c.Key),
 		BufferBody:            c.SendBody || strings.Contains(c.Key, "req.body"),
 		InspectDelay:          formatTimeout(c.ProcessingTimeout + extraInspectDelay),
 		ProcessingTimeoutText: formatTimeout(c.ProcessingTimeout),
 		RetryAfterSeconds:     int64((c.RetryAfter + time.Second - 1) / time.Second),
 	}
+}
+
+// layer4Fetches are the sample fetches a tcp-mode key may start with and still be read without
+// HTTP parsing. The list is short on purpose: a layer-4 key missing from it only gets the
+// static use-server rules, which route the same way.
+var layer4Fetches = map[string]bool{
+	"src": true, "dst": true, "src_port": true, "dst_port": true,
+	"req.ssl_sni": true, "req_ssl_sni": true, "ssl_fc_sni": true,
+	"req.payload": true, "req.payload_lv": true, "req.len": true,
+}
+
+// layer4Key reports whether key reads only layer-4 data. A tcp backend whose rules fetch
+// anything from HTTP (req.hdr, req.cook, url_param in the send-spoe-group condition) makes
+// HAProxy 3.0.0 refuse the dynamic "use-server %[var(txn.stickyseat.server)]" ("logformat
+// expression not usable here (at least one node depends on HTTP mode)"); such backends get
+// one "use-server NAME if { var(txn.stickyseat.server) -m str NAME }" per server instead,
+// which every version from 2.6 to 3.4 accepts.
+func layer4Key(key string) bool {
+	fetch, _, _ := strings.Cut(key, ",")
+	fetch, _, _ = strings.Cut(fetch, "(")
+	return layer4Fetches[fetch]
 }
 
 // Render returns the haproxy.cfg part (the frontend, one backend per pool and the agent

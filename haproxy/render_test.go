@@ -9,15 +9,14 @@ import (
 	"time"
 )
 
-// contractLines must appear, verbatim, in every render of the given mode (DESIGN.md, "The
-// contract with HAProxy").
+// contractLines must appear, verbatim, in every render of the given mode: they are the
+// HAProxy side of the contract with the agent (message, variables, fail-closed refusals).
 var contractLines = map[string]struct{ cfg, spoe []string }{
 	ModeTCP: {
 		cfg: []string{
 			"    tcp-request inspect-delay ",
 			"    tcp-request content send-spoe-group stickyseat stickyseat if { ",
 			"    tcp-request content reject unless { var(txn.stickyseat.server) -m found }\n",
-			"    use-server %[var(txn.stickyseat.server)] if { var(txn.stickyseat.server) -m found }\n",
 			"backend stickyseat_agent\n    mode tcp\n",
 			"    timeout connect 5s\n",
 			"    timeout server 3m\n",
@@ -29,11 +28,14 @@ var contractLines = map[string]struct{ cfg, spoe []string }{
 			`    http-request return status 400 content-type text/plain string "stickyseat: no user key in the request\n" if { var(txn.stickyseat.status) -m str invalid }` + "\n",
 			`    http-request return status 503 content-type text/plain string "stickyseat: every server is full, retry later\n" hdr Retry-After 30 if { var(txn.stickyseat.status) -m str full }` + "\n",
 			`    http-request return status 503 content-type text/plain string "stickyseat: seat service unavailable\n" unless { var(txn.stickyseat.server) -m found }` + "\n",
-			"    use-server %[var(txn.stickyseat.server)] if { var(txn.stickyseat.server) -m found }\n",
 			"backend stickyseat_agent\n    mode tcp\n",
 		},
 	},
 }
+
+// dynamicUseServer is the contract's routing rule; tcp backends whose key reads HTTP get
+// one static rule per server instead (HAProxy 3.0.0 refuses the dynamic one there).
+const dynamicUseServer = "    use-server %[var(txn.stickyseat.server)] if { var(txn.stickyseat.server) -m found }\n"
 
 var spoeContract = []string{
 	"[stickyseat]\n",
@@ -58,56 +60,95 @@ type renderCase struct {
 	args string
 }
 
+// keyForms are the key forms haproxy-config accepts (KeySpec's input), each with the
+// sample it sends; "body" has none (the agent reads the key from the body).
+var keyForms = []string{"", "src", "header:x-user", "cookie:sid", "param:user", "body",
+	"req.cook(sid),lower", "src,ipmask(24)", "req.body_param(user)"}
+
+// renderCases is the whole matrix: both modes x every key form x the message variants (one
+// pool, pool=str(NAME), several pools, connection tracking, the src fallback), minus the
+// combinations Validate refuses, plus a few settings of their own.
 func renderCases() []renderCase {
 	var cases []renderCase
 	for _, mode := range []string{ModeTCP, ModeHTTP} {
-		for _, key := range []string{"src", "req.hdr(x-user)", "req.cook(sid)"} {
-			for _, pool := range []bool{false, true} {
-				c := validConfig()
-				c.Mode, c.Key, c.SendPool = mode, key, pool
-				args := "key=" + key
-				name := mode + "/" + key
-				if pool {
-					args += " pool=str(web)"
-					name += "/pool"
+		for _, form := range keyForms {
+			key, body := "", false
+			if form != "" {
+				var err error
+				if key, body, err = KeySpec(form); err != nil {
+					panic(fmt.Sprintf("KeySpec(%q): %v", form, err))
 				}
-				cases = append(cases, renderCase{name, c, args})
+			}
+			if mode == ModeTCP && (body || strings.Contains(key, "req.body")) {
+				continue // the body is http mode only (Validate refuses SendBody in tcp)
+			}
+			for _, variant := range []string{"", "pool", "several pools", "track", "src fallback"} {
+				c := validConfig()
+				c.Mode, c.Key, c.SendBody = mode, key, body
+				keyArg := key
+				if keyArg == "" && !body {
+					keyArg = DefaultKeyTCP
+					if mode == ModeHTTP {
+						keyArg = DefaultKeyHTTP
+					}
+				}
+				var args []string
+				if keyArg != "" {
+					args = append(args, "key="+keyArg)
+				}
+				switch variant {
+				case "pool":
+					c.SendPool = true
+					args = append(args, "pool=str(web)")
+				case "several pools":
+					c.Pools = append(c.Pools, Pool{Name: "api", Backend: "be_api", Servers: []Server{{Name: "a1", Addr: "[::1]:9101"}}})
+					args = append(args, "pool=var(txn.stickyseat_pool)")
+				case "track":
+					if keyArg == "" {
+						continue // Validate: a key read from the body cannot be tracked
+					}
+					c.TrackConnections = true
+				case "src fallback":
+					c.SendSrc = true
+				}
+				if body {
+					args = append(args, "body=req.body")
+				}
+				if variant == "src fallback" {
+					args = append(args, "src=src")
+				}
+				name := mode + "/" + form
+				if form == "" {
+					name = mode + "/default key"
+				}
+				if variant != "" {
+					name += "/" + variant
+				}
+				cases = append(cases, renderCase{name, c, strings.Join(args, " ")})
 			}
 		}
 	}
 
-	pools := func(mode string) Config {
-		c := validConfig()
-		c.Mode = mode
-		c.Pools = append(c.Pools, Pool{Name: "api", Backend: "be_api", Servers: []Server{{Name: "a1", Addr: "[::1]:9101"}}})
-		return c
-	}
-	tcpPools, httpPools := pools(ModeTCP), pools(ModeHTTP)
-	httpPools.Key = "req.cook(sid),lower"
-	cases = append(cases,
-		renderCase{"tcp/several pools", tcpPools, "key=src pool=var(txn.stickyseat_pool)"},
-		renderCase{"http/several pools", httpPools, "key=req.cook(sid),lower pool=var(txn.stickyseat_pool)"},
-	)
-
-	body := validConfig()
-	body.Mode, body.SendPool, body.SendBody, body.Key = ModeHTTP, true, true, DefaultKeyHTTP
-	cases = append(cases, renderCase{"http/body", body, "key=req.hdr(x-user) pool=str(web) body=req.body"})
-
-	trackTCP := validConfig()
-	trackTCP.TrackConnections = true
-	cases = append(cases, renderCase{"tcp/track connections", trackTCP, "key=src"})
-	trackHTTP := validConfig()
-	trackHTTP.Mode, trackHTTP.TrackConnections = ModeHTTP, true
-	cases = append(cases, renderCase{"http/track connections", trackHTTP, "key=req.hdr(x-user)"})
-
-	bodyOnly := validConfig()
-	bodyOnly.Mode, bodyOnly.SendBody, bodyOnly.SendSrc = ModeHTTP, true, true
-	cases = append(cases, renderCase{"http/body key with src fallback", bodyOnly, "body=req.body src=src"})
-
 	noChecks := validConfig()
 	noChecks.NoHealthChecks, noChecks.FrontendBind, noChecks.RetryAfter = true, "*:8080", 1500*time.Millisecond
 	cases = append(cases, renderCase{"tcp/no checks", noChecks, "key=src"})
+	noChecksHTTP := noChecks
+	noChecksHTTP.Mode, noChecksHTTP.Key, noChecksHTTP.RetryAfter = ModeHTTP, "req.cook(sid)", 0
+	cases = append(cases, renderCase{"http/no checks", noChecksHTTP, "key=req.cook(sid)"})
 	return cases
+}
+
+func TestRenderCasesCoverTheMatrix(t *testing.T) {
+	seen := map[string]bool{}
+	for _, tc := range renderCases() {
+		seen[tc.name] = true
+	}
+	for _, want := range []string{"tcp/header:x-user", "tcp/cookie:sid/pool", "tcp/param:user/track",
+		"tcp/header:x-user/several pools", "http/body/several pools", "http/cookie:sid/src fallback"} {
+		if !seen[want] {
+			t.Errorf("renderCases() lacks %q", want)
+		}
+	}
 }
 
 func TestRenderContract(t *testing.T) {
@@ -120,6 +161,12 @@ func TestRenderContract(t *testing.T) {
 			c := tc.c.withDefaults()
 			want := contractLines[c.Mode]
 			wantCfg := append([]string{}, want.cfg...)
+			static := c.Mode == ModeTCP && c.Key != "src" && !strings.HasPrefix(c.Key, "src,")
+			if !static {
+				wantCfg = append(wantCfg, dynamicUseServer)
+			} else if strings.Contains(string(cfg), "\n    use-server %[") {
+				t.Errorf("Render() cfg has a dynamic use-server in a tcp backend keyed on %q (HAProxy 3.0.0 refuses it):\n%s", c.Key, cfg)
+			}
 			for _, p := range c.Pools {
 				wantCfg = append(wantCfg, "backend "+p.Backend+"\n    mode "+c.Mode+"\n")
 				for _, s := range p.Servers {
@@ -128,6 +175,9 @@ func TestRenderContract(t *testing.T) {
 						line += " check"
 					}
 					wantCfg = append(wantCfg, line+"\n")
+					if static {
+						wantCfg = append(wantCfg, "    use-server "+s.Name+" if { var(txn.stickyseat.server) -m str "+s.Name+" }\n")
+					}
 				}
 				if len(c.Pools) > 1 {
 					wantCfg = append(wantCfg, " set-var(txn.stickyseat_pool) str("+p.Name+")\n")

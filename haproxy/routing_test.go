@@ -185,6 +185,19 @@ func TestRoutingTCPLayer7Key(t *testing.T) {
 			if len(calls) != 1 || calls[0]["key"] != "alice" {
 				t.Errorf("agent got %v; want one message with key alice", calls)
 			}
+			if hits := r.hits(); hits != "s1=1" {
+				t.Errorf("alice reached servers %q; want s1=1", hits)
+			}
+
+			// This backend routes with one use-server rule per server: a server name it
+			// does not list must still be refused, never balanced.
+			r.agent.setAnswer(always(seat{"s9", "new"}))
+			if err := r.refused("GET / HTTP/1.1\r\nHost: stickyseat\r\nX-User: bob\r\n\r\n"); err != nil {
+				t.Errorf("answer s9: want the connection closed without a response: %v", err)
+			}
+			if hits := r.hits(); hits != "" {
+				t.Errorf("answer s9 reached servers %q; want none", hits)
+			}
 		})
 	}
 }

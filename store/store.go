@@ -1,10 +1,79 @@
-// Package store defines the seat store contract shared by the memory and Redis implementations.
+// Package store defines the seat store contract that the memory and Redis stores implement
+// and every consumer (the assigner, the admin API, the metrics) reads: one set of interfaces,
+// one error contract, one contract suite (store/storetest) run on every backend.
 package store
 
 import (
+	"context"
 	"errors"
 	"time"
 )
+
+// Store is everything a seat store implements. A new backend asserts
+// `var _ store.Store = (*T)(nil)` and runs storetest.Run; consumers take the smallest of the
+// interfaces below that does their job.
+//
+// Errors: a method fails only when the backend could not do the work (network, timeout,
+// context done); "nothing there" is never an error (a zero count, no seat, false). An error
+// means nothing changed for that call. Invalid arguments to Assign wrap ErrInvalidRequest.
+type Store interface {
+	Assigner
+	Inspector
+	Overrides
+	// NeverBlocks reports whether Assign finishes without waiting on I/O (the memory store):
+	// callers then need not put a deadline on the decision.
+	NeverBlocks() bool
+}
+
+// Assigner makes seat decisions. Implementations decide one request atomically and are safe
+// for concurrent use.
+type Assigner interface {
+	// Assign looks up or grants the seat of req.Key in req.Pool with the semantics of Request
+	// and Outcome. An invalid request returns an error wrapping ErrInvalidRequest; a done
+	// context returns its error.
+	Assign(ctx context.Context, req Request) (Result, error)
+}
+
+// Inspector reads and frees seats for operators. The servers and idle arguments are the
+// pool's, as the last Assign was given them: the Redis store needs them to find the seats,
+// and every store answers for exactly those servers.
+type Inspector interface {
+	// LiveCounts returns the number of live seats on each listed server (servers holding none
+	// are absent). It costs one command per server, never one per seat, so metrics may call it
+	// on every scrape.
+	LiveCounts(ctx context.Context, pool string, servers []string, idle time.Duration) (map[string]int, error)
+	// LiveSeats returns up to limit live seats on the listed servers, most recently seen
+	// first. A limit of zero or less returns none and costs nothing.
+	LiveSeats(ctx context.Context, pool string, servers []string, idle time.Duration, limit int) ([]Seat, error)
+	// LiveSeat returns one user's live seat; false when the user holds none.
+	LiveSeat(ctx context.Context, pool, key string, idle time.Duration) (Seat, bool, error)
+	// Evict frees the user's seat at once; the next request is a newcomer's. It reports
+	// whether the user held a live seat.
+	Evict(ctx context.Context, pool, key string) (bool, error)
+}
+
+// Overrides keep operators' run-time changes (drain, quota) where every agent sharing the
+// seats reads them: in the process for the memory store, in Redis for the Redis store.
+// A field is "pool/server"; a value is "state=drain,quota=5" (either part may be absent).
+type Overrides interface {
+	// Overrides returns every recorded change; the map is the caller's.
+	Overrides(ctx context.Context) (map[string]string, error)
+	// SetOverride records one server's change, or clears it when value is empty.
+	SetOverride(ctx context.Context, field, value string) error
+}
+
+// Stats are the counters a store that talks to a server keeps (the Redis store), for metrics.
+type Stats interface {
+	// Errors counts decisions the server failed.
+	Errors() uint64
+	// RoundTrips counts decision commands sent to the server, alone or pipelined.
+	RoundTrips() uint64
+	// Pipelines counts the times commands were sent and their replies awaited, so
+	// RoundTrips/Pipelines is the mean batch size.
+	Pipelines() uint64
+	// CacheHits counts decisions answered from memory without the server.
+	CacheHits() uint64
+}
 
 // Server is one server on which a seat in a pool may be held.
 type Server struct {

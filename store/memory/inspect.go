@@ -2,31 +2,44 @@ package memory
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/stickyseat/stickyseat/store"
 )
 
-// LiveCounts returns the live seats on each server of the pool (servers with none are
-// absent). The servers and idle arguments are those of the Redis store's method of the same
-// name; the memory store knows both already.
-func (s *Store) LiveCounts(_ context.Context, pool string, _ []string, _ time.Duration) (map[string]int, error) {
-	return s.Usage(pool), nil
+// LiveCounts returns the live seats on each listed server of the pool (servers with none are
+// absent). The pool already knows its idle time, so idle is not needed here.
+func (s *Store) LiveCounts(_ context.Context, pool string, servers []string, _ time.Duration) (map[string]int, error) {
+	usage := s.Usage(pool)
+	out := make(map[string]int, len(servers))
+	for _, name := range servers {
+		if n := usage[name]; n > 0 {
+			out[name] = n
+		}
+	}
+	return out, nil
 }
 
-// LiveSeats returns up to limit live seats of the pool, most recently seen first.
-func (s *Store) LiveSeats(_ context.Context, pool string, _ []string, _ time.Duration, limit int) ([]store.Seat, error) {
+// LiveSeats returns up to limit live seats on the listed servers of the pool, most recently
+// seen first.
+func (s *Store) LiveSeats(_ context.Context, pool string, servers []string, _ time.Duration, limit int) ([]store.Seat, error) {
 	p := s.lookup(pool)
-	if p == nil {
+	if p == nil || limit <= 0 {
 		return nil, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := s.now()
-	p.expire(now)
+	p.expire(s.now())
+	listed := make([]bool, len(p.names))
+	for i, name := range p.names {
+		listed[i] = slices.Contains(servers, name)
+	}
 	var out []store.Seat
 	for i := p.tail; i != 0 && len(out) < limit; i = p.slab.at(i).prev {
-		out = append(out, s.seat(p, i))
+		if listed[p.slab.at(i).server] {
+			out = append(out, s.seat(p, i))
+		}
 	}
 	return out, nil
 }

@@ -33,13 +33,15 @@ type Store struct {
 	mu    sync.RWMutex
 	pools map[string]*pool
 
+	// overridesMu guards overrides, the operators' run-time changes (see Overrides).
+	overridesMu sync.Mutex
+	overrides   map[string]string
+
 	// saveMu serializes SaveFile, whose temporary file has a fixed name.
 	saveMu sync.Mutex
 }
 
-var _ interface {
-	Assign(context.Context, store.Request) (store.Result, error)
-} = (*Store)(nil)
+var _ store.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New(opts Options) *Store {

@@ -15,7 +15,7 @@ import (
 )
 
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) storetest.Store {
+	storetest.Run(t, func(t *testing.T, clock *storetest.Clock) store.Store {
 		return memory.New(memory.Options{Clock: clock.Now})
 	})
 }

@@ -50,8 +50,12 @@ func (s *Store) LiveCounts(ctx context.Context, pool string, servers []string, i
 }
 
 // LiveSeats returns up to limit live seats of the pool on the given servers, most recently
-// seen first.
+// seen first. Each server's set is read with a LIMIT of limit, so a call costs O(limit) per
+// server; a limit of zero sends nothing (a ZRANGEBYSCORE without LIMIT would send every seat).
 func (s *Store) LiveSeats(ctx context.Context, pool string, servers []string, idle time.Duration, limit int) ([]store.Seat, error) {
+	if limit <= 0 || len(servers) == 0 {
+		return nil, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	now, err := s.redisNow(ctx)

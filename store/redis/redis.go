@@ -261,6 +261,14 @@ func (s *Store) decideWithin(ctx context.Context, req store.Request) (store.Resu
 	return s.decide(ctx, deadline, req)
 }
 
+var (
+	_ store.Store = (*Store)(nil)
+	_ store.Stats = (*Store)(nil)
+)
+
+// NeverBlocks is false: every decision may wait on Redis, so it needs a deadline.
+func (s *Store) NeverBlocks() bool { return false }
+
 // Errors returns how many Assign calls Redis failed (including those answered from the cache).
 func (s *Store) Errors() uint64 { return s.errors.Load() }
 

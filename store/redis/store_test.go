@@ -15,8 +15,6 @@ import (
 	"github.com/stickyseat/stickyseat/store/storetest"
 )
 
-var _ storetest.Store = (*Store)(nil)
-
 // testStart is where the tests' fake clocks begin.
 var testStart = time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
 
@@ -60,7 +58,7 @@ func runContract(t *testing.T, client goredis.UniversalClient) {
 		{"NoHitCache", -1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			storetest.Run(t, func(t *testing.T, clock *storetest.Clock) storetest.Store {
+			storetest.Run(t, func(t *testing.T, clock *storetest.Clock) store.Store {
 				return New(client, Options{Clock: clock.Now, RefreshInterval: tt.refresh, Timeout: 5 * time.Second})
 			}, suiteOptions()...)
 		})

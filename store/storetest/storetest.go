@@ -11,14 +11,6 @@ import (
 	"github.com/stickyseat/stickyseat/store"
 )
 
-// Store is the store under test.
-type Store interface {
-	// Assign looks up or grants the seat of req.Key in req.Pool with the semantics of
-	// store.Request, atomically. An invalid request returns an error wrapping
-	// store.ErrInvalidRequest.
-	Assign(ctx context.Context, req store.Request) (store.Result, error)
-}
-
 // Clock is a fake clock owned by the suite. It is safe for concurrent use.
 type Clock struct {
 	mu  sync.RWMutex
@@ -55,7 +47,7 @@ const idle = 10 * time.Second
 // pool names of its own, unique across runs, so stores may share a backend.
 //
 // Options size the suite; the defaults suit an in-process store.
-func Run(t *testing.T, newStore func(t *testing.T, clock *Clock) Store, opts ...Option) {
+func Run(t *testing.T, newStore func(t *testing.T, clock *Clock) store.Store, opts ...Option) {
 	t.Helper()
 	s := &suite{
 		newStore:   newStore,
@@ -82,6 +74,11 @@ func Run(t *testing.T, newStore func(t *testing.T, clock *Clock) Store, opts ...
 	t.Run("DistinctKeys", s.distinctKeys)
 	t.Run("EvenDistribution", s.evenDistribution)
 	t.Run("Concurrency", s.concurrency)
+	t.Run("LiveCounts", s.liveCounts)
+	t.Run("LiveSeats", s.liveSeats)
+	t.Run("LiveSeat", s.liveSeat)
+	t.Run("Evict", s.evict)
+	t.Run("Overrides", s.overrides)
 }
 
 // Option changes how the suite runs.
@@ -100,7 +97,7 @@ func WithConcurrency(goroutines, requests, phases int) Option {
 
 // suite carries what every subtest needs.
 type suite struct {
-	newStore                     func(t *testing.T, clock *Clock) Store
+	newStore                     func(t *testing.T, clock *Clock) store.Store
 	prefix                       string
 	goroutines, requests, phases int
 }
@@ -109,7 +106,7 @@ type suite struct {
 type env struct {
 	t      *testing.T
 	clock  *Clock
-	store  Store
+	store  store.Store
 	prefix string
 }
 

@@ -28,10 +28,14 @@ type PoolView struct {
 
 // ServerView is one server: its state and quota in force, and its live seats.
 type ServerView struct {
-	Name  string `json:"name"`
+	Name string `json:"name"`
+	// State is the state this agent's decisions apply: up, drain, down-in-grace (HAProxy
+	// reports it down; its users keep their seats until the down grace ends) or down.
 	State string `json:"state"`
-	Quota int    `json:"quota"`
-	Used  int    `json:"used"`
+	// Configured is the state set by the configuration or an operator: up, drain or down.
+	Configured string `json:"configured_state"`
+	Quota      int    `json:"quota"`
+	Used       int    `json:"used"`
 }
 
 // Percent is the share of the quota in use, for the page's bars (capped at 100).
@@ -66,8 +70,9 @@ func (a *Admin) Pools(ctx context.Context, limit int) ([]PoolView, error) {
 			return nil, err
 		}
 		pv := PoolView{Name: p.Name, IdleTimeout: p.IdleTimeout.String()}
+		states := a.serverStates(p)
 		for _, s := range p.Servers {
-			pv.Servers = append(pv.Servers, ServerView{Name: s.Name, State: s.State.String(), Quota: s.Quota, Used: counts[s.Name]})
+			pv.Servers = append(pv.Servers, ServerView{Name: s.Name, State: states[s.Name], Configured: s.State.String(), Quota: s.Quota, Used: counts[s.Name]})
 			pv.Used += counts[s.Name]
 			pv.Quota += s.Quota
 		}

@@ -149,7 +149,7 @@ type seatsCollector struct {
 var (
 	usedDesc  = prometheus.NewDesc("stickyseat_seats_used", "Live seats (distinct users) on a server.", []string{"pool", "server"}, nil)
 	quotaDesc = prometheus.NewDesc("stickyseat_seats_quota", "A server's quota in force.", []string{"pool", "server"}, nil)
-	stateDesc = prometheus.NewDesc("stickyseat_server_state", "1 for the server's state in force (up, drain, down).", []string{"pool", "server", "state"}, nil)
+	stateDesc = prometheus.NewDesc("stickyseat_server_state", "1 for the state this agent's decisions apply to the server (up, drain, down-in-grace, down): the configured state under HAProxy's health reports and the down grace.", []string{"pool", "server", "state"}, nil)
 	upDesc    = prometheus.NewDesc("stickyseat_seats_scrape_ok", "1 when the seats could be read from the store.", nil, nil)
 )
 
@@ -173,12 +173,12 @@ func (c *seatsCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range p.Servers {
 			ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(s.Used), p.Name, s.Name)
 			ch <- prometheus.MustNewConstMetric(quotaDesc, prometheus.GaugeValue, float64(s.Quota), p.Name, s.Name)
-			for _, st := range []string{"up", "drain", "down"} {
+			for st := assign.EffectiveUp; st <= assign.EffectiveDown; st++ {
 				v := 0.0
-				if st == s.State {
+				if st.String() == s.State {
 					v = 1
 				}
-				ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, v, p.Name, s.Name, st)
+				ch <- prometheus.MustNewConstMetric(stateDesc, prometheus.GaugeValue, v, p.Name, s.Name, st.String())
 			}
 		}
 	}

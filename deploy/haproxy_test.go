@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stickyseat/stickyseat/haproxy"
+	"github.com/stickyseat/stickyseat/internal/haproxybin"
 )
 
 const (
@@ -31,23 +32,9 @@ func composeGenerated() haproxy.Config {
 	}
 }
 
-// haproxyBins returns the haproxy binaries to check with: the space-separated list in
-// HAPROXY_BINS, as in the other packages' tests, else haproxy from PATH or /usr/sbin.
-func haproxyBins(t *testing.T) []string {
-	t.Helper()
-	if env := strings.Fields(os.Getenv("HAPROXY_BINS")); len(env) > 0 {
-		var bins []string
-		for _, b := range env {
-			path, err := exec.LookPath(b)
-			if err != nil {
-				t.Fatalf("HAPROXY_BINS names %q: %v", b, err)
-			}
-			bins = append(bins, path)
-		}
-		return bins
-	}
-	return []string{lookTool(t, "haproxy", "make deps installs it as root: apt-get install haproxy")}
-}
+// haproxyBins returns the haproxy binaries to check with: HAPROXY_BINS, as in the other
+// packages' tests, else haproxy from PATH or /usr/sbin.
+func haproxyBins(t *testing.T) []string { return haproxybin.ForTest(t) }
 
 var (
 	filterLine = regexp.MustCompile(`(?m)^(\s*filter spoe engine stickyseat config )(\S+)$`)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stickyseat/stickyseat/internal/haproxybin"
 	"github.com/stickyseat/stickyseat/internal/testbed"
 )
 
@@ -34,19 +35,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// haproxyBins returns the binaries to run against: it fails under CI=true when none is
-// installed, and skips elsewhere.
-func haproxyBins(t *testing.T) []string {
-	t.Helper()
-	bins, err := testbed.HAProxyBins()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %v", err)
-		}
-		t.Skip(err)
-	}
-	return bins
-}
+// haproxyBins returns the binaries to run against (HAPROXY_BINS): it fails under CI=true
+// when none is installed, and skips elsewhere.
+func haproxyBins(t *testing.T) []string { return haproxybin.ForTest(t) }
 
 // forEachHAProxy runs test once per haproxy binary (HAPROXY_BINS), as a subtest named
 // after the binary.

@@ -7,36 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stickyseat/stickyseat/internal/haproxybin"
 )
 
-// haproxyBins returns the haproxy binaries to test against: the space-separated list in
-// HAPROXY_BINS, else "haproxy" on PATH (or /usr/sbin/haproxy, which is often off a user's
-// PATH). With none found the test fails when CI=true and is skipped otherwise.
-func haproxyBins(t *testing.T) []string {
-	t.Helper()
-	var bins []string
-	if env := strings.Fields(os.Getenv("HAPROXY_BINS")); len(env) > 0 {
-		for _, b := range env {
-			path, err := exec.LookPath(b)
-			if err != nil {
-				t.Fatalf("HAPROXY_BINS names %q: %v", b, err)
-			}
-			bins = append(bins, path)
-		}
-		return bins
-	}
-	for _, b := range []string{"haproxy", "/usr/sbin/haproxy"} {
-		if path, err := exec.LookPath(b); err == nil {
-			return []string{path}
-		}
-	}
-	const msg = "no haproxy binary: install haproxy (2.6+) or set HAPROXY_BINS to a space-separated list of binaries"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return nil
-}
+// haproxyBins returns the haproxy binaries to test against (HAPROXY_BINS, else haproxy on
+// PATH or in /usr/sbin). With none found the test fails when CI=true and is skipped otherwise.
+func haproxyBins(t *testing.T) []string { return haproxybin.ForTest(t) }
 
 // binName names a subtest after a binary, its directory included so that several builds
 // called "haproxy" stay apart.

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/stickyseat/stickyseat/internal/haproxybin"
 )
 
 // Backend is a tiny HTTP server that answers its own name, like the blog's Flask app.
@@ -328,24 +329,9 @@ func StartHAProxy(bin, dir string, cfg []byte, waitAddr string) (*Process, error
 }
 
 // HAProxyBins lists the haproxy binaries to test: HAPROXY_BINS (space separated) or the
-// haproxy on PATH (or /usr/sbin, where Debian puts it). Missing ones are an error.
-func HAProxyBins() ([]string, error) {
-	if env := strings.Fields(os.Getenv("HAPROXY_BINS")); len(env) > 0 {
-		for _, b := range env {
-			if _, err := exec.LookPath(b); err != nil {
-				return nil, fmt.Errorf("HAPROXY_BINS: %w", err)
-			}
-		}
-		return env, nil
-	}
-	if p, err := exec.LookPath("haproxy"); err == nil {
-		return []string{p}, nil
-	}
-	if _, err := os.Stat("/usr/sbin/haproxy"); err == nil {
-		return []string{"/usr/sbin/haproxy"}, nil
-	}
-	return nil, errors.New("haproxy not found (install it: apt-get install haproxy, or set HAPROXY_BINS)")
-}
+// haproxy on PATH (or /usr/sbin, where Debian puts it), as absolute paths. Missing ones are
+// an error.
+func HAProxyBins() ([]string, error) { return haproxybin.List() }
 
 // BuildAgent compiles ./cmd/stickyseat from the module at root into dir.
 func BuildAgent(ctx context.Context, root, dir string) (string, error) {

@@ -6,7 +6,9 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,12 +58,19 @@ type Options struct {
 	// connection. Default 10s.
 	WriteTimeout time.Duration
 	// MaxInFlight is how many messages of one connection are answered at once; the
-	// connection's next frame waits beyond it. Default 256 (HAProxy pipelines up to
-	// max-waiting-frames, 20 by default).
+	// connection's next frame waits beyond it. Default 256: HAProxy pipelines up to
+	// max-waiting-frames (20 by default) before 3.1, and at most 20 streams per
+	// connection from 3.1 on (the setting is ignored there), so the default never makes
+	// HAProxy wait.
 	MaxInFlight int
 	// MaxConnections is how many SPOP connections the agent serves at once; more are
-	// closed at once. Default 1024.
+	// closed at once. Default 1024. Every HAProxy reload opens a burst of new
+	// connections while the old process still holds its own: leave room for both.
 	MaxConnections int
+	// HelloTimeout closes a connection that has not sent its whole HAPROXY-HELLO this
+	// long after it was accepted, so silent peers cannot hold every connection slot.
+	// HAProxy sends its HELLO at once. Default 5s.
+	HelloTimeout time.Duration
 	// KeyRules say, per pool name, where the key comes from when the key argument is
 	// absent or empty; the rule under "" applies to pools not listed. No rule: such a
 	// message is answered invalid.
@@ -99,7 +108,15 @@ func (o *Options) setDefaults() {
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = 1024
 	}
+	if o.HelloTimeout <= 0 {
+		o.HelloTimeout = 5 * time.Second
+	}
 }
+
+// logInterval is the least time between two log lines of one kind about connections
+// (refused, closed for a bad frame or a silent peer, crashed): a flood logs one a second
+// with the count of those held back.
+const logInterval = time.Second
 
 // Agent answers HAProxy's stickyseat messages.
 type Agent struct {
@@ -110,6 +127,8 @@ type Agent struct {
 	keyRules    atomic.Pointer[map[string]KeyRule]
 	log         zerolog.Logger
 	stats       counters
+	// Rate limits of the log lines about connections.
+	refusedLog, connLog, panicLog *logLimiter
 
 	mu    sync.Mutex
 	conns map[*guardConn]struct{}
@@ -125,9 +144,12 @@ func New(d Decider, opts Options) *Agent {
 			nb, ok := d.(interface{ NeverBlocks() bool })
 			return ok && nb.NeverBlocks()
 		}(),
-		opts:  opts,
-		log:   opts.Logger.With().Str("component", "agent").Logger(),
-		conns: make(map[*guardConn]struct{}),
+		opts:       opts,
+		log:        opts.Logger.With().Str("component", "agent").Logger(),
+		conns:      make(map[*guardConn]struct{}),
+		refusedLog: newLogLimiter(logInterval),
+		connLog:    newLogLimiter(logInterval),
+		panicLog:   newLogLimiter(logInterval),
 	}
 	a.SetKeyRules(opts.KeyRules)
 	return a
@@ -176,17 +198,21 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (a *Agent) serveConn(c net.Conn) {
-	g := newGuardConn(c, guardLimits{
-		maxFrame: a.opts.MaxFrameSize, grace: a.opts.ShutdownGrace, idle: a.opts.IdleTimeout,
-		frame: a.opts.FrameTimeout, write: a.opts.WriteTimeout, maxInFlight: a.opts.MaxInFlight,
-	}, &a.stats.badFrames)
 	a.mu.Lock()
 	if len(a.conns) >= a.opts.MaxConnections {
 		a.mu.Unlock()
 		a.stats.refusedConns.Add(1)
+		if ok, held := a.refusedLog.allow(); ok {
+			a.log.Warn().Str("peer", c.RemoteAddr().String()).Int("max_connections", a.opts.MaxConnections).
+				Uint64("suppressed", held).Msg("SPOP connection refused: the connection limit is reached (see --max-connections, --hello-timeout)")
+		}
 		c.Close()
 		return
 	}
+	g := newGuardConn(c, guardLimits{
+		maxFrame: a.opts.MaxFrameSize, hello: a.opts.HelloTimeout, grace: a.opts.ShutdownGrace, idle: a.opts.IdleTimeout,
+		frame: a.opts.FrameTimeout, write: a.opts.WriteTimeout, maxInFlight: a.opts.MaxInFlight,
+	}, &a.stats)
 	a.conns[g] = struct{}{}
 	a.mu.Unlock()
 	a.stats.conns.Add(1)
@@ -203,22 +229,42 @@ func (a *Agent) serveConn(c net.Conn) {
 			// guard must cost this connection only, never the process.
 			if r := recover(); r != nil {
 				a.stats.panics.Add(1)
-				a.log.Error().Interface("panic", r).Str("peer", c.RemoteAddr().String()).Msg("SPOP connection crashed the decoder; closed it")
+				a.logPanic(r, a.log.Error().Str("peer", c.RemoteAddr().String()), "SPOP connection crashed the decoder; closed it")
 				g.Close()
 			}
 		}()
 		a.log.Debug().Str("peer", c.RemoteAddr().String()).Msg("SPOP connection opened")
-		worker.Handle(g, a.handle, connLogger{log: a.log, peer: c.RemoteAddr().String()})
-		a.log.Debug().Str("peer", c.RemoteAddr().String()).Msg("SPOP connection closed")
+		worker.Handle(g, a.handle, connLogger{log: a.log, peer: c.RemoteAddr().String(), limit: a.connLog})
+		// A reset between frames (HAProxy 3.1+ closing an idle connection) is a normal end.
+		a.log.Debug().Str("peer", c.RemoteAddr().String()).Bool("peer_reset", g.peerReset).Msg("SPOP connection closed")
 	}()
 }
 
-// connLogger adapts the library's error log (a closed connection and why) to zerolog.
+// logPanic logs a recovered panic on e, rate-limited: its value as text (an error's
+// message; a structured field would render most panic values, errors included, as {})
+// and the stack of the goroutine that panicked (call it from the deferred recover).
+func (a *Agent) logPanic(r any, e *zerolog.Event, msg string) {
+	ok, held := a.panicLog.allow()
+	if !ok {
+		e.Discard()
+		return
+	}
+	e.Str("panic", fmt.Sprint(r)).Str("stack", string(debug.Stack())).Uint64("suppressed", held).Msg(msg)
+}
+
+// connLogger adapts the library's error log (a closed connection and why) to zerolog,
+// rate-limited: a flood of bad connections logs one line a second with the count of
+// lines held back.
 type connLogger struct {
-	log  zerolog.Logger
-	peer string
+	log   zerolog.Logger
+	peer  string
+	limit *logLimiter
 }
 
 func (l connLogger) Errorf(format string, args ...any) {
-	l.log.Warn().Str("peer", l.peer).Msgf(format, args...)
+	ok, held := l.limit.allow()
+	if !ok {
+		return
+	}
+	l.log.Warn().Str("peer", l.peer).Uint64("suppressed", held).Msgf(format, args...)
 }

@@ -30,9 +30,15 @@ func (f *fakeDecider) Decide(ctx context.Context, req assign.Request) assign.Dec
 	f.mu.Unlock()
 	switch req.Key {
 	case "":
-		return assign.Decision{Status: assign.StatusInvalid, Err: assign.ErrNoKey}
+		// Pools are known unless named "nope", as assign resolves a pool without a key.
+		if req.Pool == "nope" {
+			return assign.Decision{Status: assign.StatusInvalid, Err: assign.ErrUnknownPool}
+		}
+		return assign.Decision{Status: assign.StatusInvalid, Pool: req.Pool, Err: assign.ErrNoKey}
 	case "boom":
 		panic("decider exploded")
+	case "boom-error":
+		panic(errors.New("decider failed with an error value"))
 	case "slow":
 		<-f.block
 		return assign.Decision{Status: assign.StatusNew, Server: "s-slow"}
@@ -56,15 +62,25 @@ func (f *fakeDecider) requests() []assign.Request {
 // startAgent serves an agent on a random loopback port until the test ends.
 func startAgent(t testing.TB, d Decider, opts Options) (*Agent, string, context.CancelFunc) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if tt, ok := t.(*testing.T); ok {
 		// Fuzz targets may not log through the F that started the agent.
 		opts.Logger = zerolog.New(zerolog.NewTestWriter(tt)).Level(zerolog.WarnLevel)
 	}
+	return serveAgent(t, d, opts, nil)
+}
+
+// serveAgent is startAgent with opts.Logger as given; setup, when set, sees the agent
+// before it serves (to inject clocks).
+func serveAgent(t testing.TB, d Decider, opts Options, setup func(*Agent)) (*Agent, string, context.CancelFunc) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	a := New(d, opts)
+	if setup != nil {
+		setup(a)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(ctx, ln) }()
@@ -165,8 +181,11 @@ func TestUnsupportedArgTypeIsInvalidWithoutDeciding(t *testing.T) {
 			t.Errorf("key of kind %d: status = %q; want invalid", v.Kind, got)
 		}
 	}
-	if n := len(d.requests()); n != 0 {
-		t.Errorf("decider asked %d times; want 0 for unusable arguments", n)
+	// The decider may be asked to resolve the pool (no key), never to seat anyone.
+	for _, r := range d.requests() {
+		if r.Key != "" {
+			t.Errorf("decider asked to seat %q; want no decision for unusable arguments", r.Key)
+		}
 	}
 }
 

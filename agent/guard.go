@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/stickyseat/stickyseat/agent/spop"
@@ -20,8 +21,13 @@ import (
 // are a few hundred bytes.
 const maxHelloLen = 4096
 
-// errFrame is the cause of every connection the guard closes.
+// errFrame is the cause of every connection the guard closes for what it sent.
 var errFrame = errors.New("bad SPOP frame")
+
+// errHelloTimeout is the cause of a connection closed for not sending its HAPROXY-HELLO in
+// time: a peer that connects and stays silent would otherwise hold one of the agent's
+// connection slots for the whole idle timeout, and enough of them lock HAProxy out.
+var errHelloTimeout = errors.New("no HAPROXY-HELLO in time")
 
 // guardConn sits between a peer and negasus/haproxy-spoe-go, which trusts the 4-byte frame
 // length (0 allocates ~4 GiB, 1–4 panic). It follows frame boundaries in the byte stream,
@@ -42,7 +48,10 @@ type guardConn struct {
 	dlKind   int       // the read deadline in force (reader goroutine only)
 	dlAt     time.Time // when it expires
 	limits   guardLimits
-	refused  *atomic.Uint64 // counts connections closed for a bad frame
+	stats    *counters // the agent's: bad frames and HELLO timeouts are counted there
+	// peerReset: the peer reset the connection at a frame boundary with no message in
+	// flight, which Read reported as a normal end (reader goroutine only).
+	peerReset bool
 
 	// inFlight holds one token per NOTIFY handed to the library and not yet answered: the
 	// library starts a goroutine per NOTIFY and writes its ACK with no deadline, so a peer
@@ -62,6 +71,7 @@ type guardConn struct {
 // guardLimits bound what one peer can make the agent hold.
 type guardLimits struct {
 	maxFrame    uint32        // hard cap on max-frame-size
+	hello       time.Duration // longest wait for the whole HAPROXY-HELLO, from accept
 	grace       time.Duration // a frame begun before shutdown may take this long to arrive
 	idle        time.Duration // longest wait for the next frame
 	frame       time.Duration // longest wait for the rest of a frame once its length is read
@@ -69,12 +79,20 @@ type guardLimits struct {
 	maxInFlight int           // NOTIFY frames being answered at once
 }
 
-func newGuardConn(c net.Conn, l guardLimits, refused *atomic.Uint64) *guardConn {
-	return &guardConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), limit: l.maxFrame, limits: l, refused: refused,
+// newGuardConn guards c, which must just have been accepted: the HELLO deadline starts now.
+func newGuardConn(c net.Conn, l guardLimits, stats *counters) *guardConn {
+	g := &guardConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10), limit: l.maxFrame, limits: l, stats: stats,
 		inFlight: make(chan struct{}, l.maxInFlight), done: make(chan struct{})}
+	// One deadline covers the whole HAPROXY-HELLO, however it is cut up: HAProxy sends it
+	// as soon as it connects (its own "timeout hello" on 2.6-3.0 is a few seconds).
+	g.readDeadline(deadlineHello, l.hello)
+	return g
 }
 
-// Write sends one frame (the library writes each frame in one call). Frames are combined:
+// Write sends one frame (the library writes each frame in one call). A frame always
+// reaches the socket in one write(2), never cut: HAProxy 3.2 and later reset a connection
+// whose AGENT-HELLO arrives in pieces, and with TCP_NODELAY (Go's default) one write of a
+// small frame is one segment. Frames are combined:
 // the first writer becomes the flusher and writes, in one write(2) under a deadline, every
 // frame the connection's other goroutines queued meanwhile; they return at once. Under
 // pipelining this saves a system call per answer, the largest cost of the library. An
@@ -167,8 +185,11 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		return n, err
 	}
 	n, err := g.nextFrame(p)
-	if errors.Is(err, errFrame) {
-		g.refused.Add(1)
+	switch {
+	case errors.Is(err, errFrame):
+		g.stats.badFrames.Add(1)
+	case errors.Is(err, errHelloTimeout):
+		g.stats.helloTimeouts.Add(1)
 	}
 	return n, err
 }
@@ -179,19 +200,30 @@ func (g *guardConn) nextFrame(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	g.extended = false
-	if g.r.Buffered() < 4 {
+	hello := g.maxFrame == 0 // before the HELLO its own deadline, set at accept, stays
+	if g.r.Buffered() < 4 && !hello {
 		g.readDeadline(deadlineIdle, g.limits.idle)
 	}
 	if g.closing.Load() {
 		// shutdown may have set its deadline just before ours replaced it
 		return 0, io.EOF
 	}
-	if _, err := io.ReadFull(g.r, g.hdr[:]); err != nil {
+	if got, err := io.ReadFull(g.r, g.hdr[:]); err != nil {
 		if g.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 			return 0, io.EOF
 		}
+		if hello && errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, fmt.Errorf("%w: none within %s", errHelloTimeout, g.limits.hello)
+		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return 0, fmt.Errorf("idle for %s: %w", g.limits.idle, err)
+		}
+		// HAProxy 3.1 and later close an idle SPOP connection with a reset (RST) rather
+		// than a FIN. Between frames, with every answer written, nothing is lost: that is
+		// a normal end, not an error to log.
+		if got == 0 && !hello && errors.Is(err, syscall.ECONNRESET) && len(g.inFlight) == 0 {
+			g.peerReset = true
+			return 0, io.EOF
 		}
 		return 0, err
 	}
@@ -199,7 +231,7 @@ func (g *guardConn) nextFrame(p []byte) (int, error) {
 	if n < spop.MinFrameLen {
 		return 0, fmt.Errorf("%w: length %d is shorter than a frame header", errFrame, n)
 	}
-	if !g.closing.Load() && uint32(g.r.Buffered()) < n {
+	if !g.closing.Load() && uint32(g.r.Buffered()) < n && !hello {
 		g.readDeadline(deadlineFrame, g.limits.frame)
 	}
 	if g.maxFrame == 0 {
@@ -233,6 +265,9 @@ func (g *guardConn) readHello(p []byte, n uint32) (int, error) {
 	frame := make([]byte, 4+n)
 	copy(frame, g.hdr[:])
 	if _, err := io.ReadFull(g.r, frame[4:]); err != nil {
+		if !g.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, fmt.Errorf("%w: not whole within %s", errHelloTimeout, g.limits.hello)
+		}
 		return 0, err
 	}
 	h, payload, err := spop.ReadHeader(frame[4:])
@@ -273,6 +308,7 @@ const (
 	deadlineNone = iota
 	deadlineIdle
 	deadlineFrame
+	deadlineHello
 )
 
 // readDeadline makes sure a read that may block waits at most d: for the next frame (idle)

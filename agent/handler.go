@@ -36,7 +36,7 @@ func (a *Agent) handle(req *request.Request) {
 	defer func() {
 		if r := recover(); r != nil {
 			a.stats.panics.Add(1)
-			a.log.Error().Interface("panic", r).Uint64("stream_id", req.StreamID).Uint64("frame_id", req.FrameID).Msg("handler panicked; answered status=error")
+			a.logPanic(r, a.log.Error().Uint64("stream_id", req.StreamID).Uint64("frame_id", req.FrameID), "handler panicked; answered status=error")
 			req.Actions.Reset()
 			a.answer(req, assign.Decision{Status: assign.StatusError})
 		}
@@ -62,6 +62,7 @@ func (a *Agent) handle(req *request.Request) {
 // decide turns a message into a decision.
 func (a *Agent) decide(m *message.Message) assign.Decision {
 	var in args
+	var argErr error // the first unusable argument; the others are still read for the pool
 	for _, item := range m.KV.Data() {
 		var err error
 		switch item.Name {
@@ -92,15 +93,31 @@ func (a *Agent) decide(m *message.Message) assign.Decision {
 				err = fmt.Errorf("%w %T", errArgType, v)
 			}
 		}
-		if err != nil {
-			return assign.Decision{Status: assign.StatusInvalid, Err: fmt.Errorf("argument %q: %w", item.Name, err)}
+		if err != nil && argErr == nil {
+			argErr = fmt.Errorf("argument %q: %w", item.Name, err)
 		}
+	}
+	if argErr != nil {
+		return a.invalid(in.pool, argErr)
 	}
 	key, err := a.keyRule(in.pool).userKey(in)
 	if err != nil {
-		return assign.Decision{Status: assign.StatusInvalid, Err: err}
+		return a.invalid(in.pool, err)
 	}
-	req := assign.Request{Pool: in.pool, Key: key, Health: in.health, Down: in.down}
+	return a.ask(assign.Request{Pool: in.pool, Key: key, Health: in.health, Down: in.down})
+}
+
+// invalid answers a message refused before any decision, counted in the pool the message
+// named. Asking the decider with no key resolves that name as a decision would (the only
+// pool when none is named, nothing for an unknown name, so metrics label it unknown
+// rather than take any name a message carries) and never reaches the store.
+func (a *Agent) invalid(pool string, err error) assign.Decision {
+	d := a.ask(assign.Request{Pool: pool})
+	return assign.Decision{Status: assign.StatusInvalid, Pool: d.Pool, Err: err}
+}
+
+// ask runs one decision, under the decision deadline unless the decider never blocks.
+func (a *Agent) ask(req assign.Request) assign.Decision {
 	if a.neverBlocks {
 		return a.decider.Decide(context.Background(), req)
 	}

@@ -73,7 +73,7 @@ func TestPeerThatNeverReadsIsCut(t *testing.T) {
 }
 
 func TestIdleAndSlowFramesAreClosed(t *testing.T) {
-	_, addr, _ := startAgent(t, &fakeDecider{}, Options{IdleTimeout: 200 * time.Millisecond, FrameTimeout: 200 * time.Millisecond})
+	_, addr, _ := startAgent(t, &fakeDecider{}, Options{IdleTimeout: 200 * time.Millisecond, HelloTimeout: 200 * time.Millisecond, FrameTimeout: 200 * time.Millisecond})
 	t.Run("idle after hello", func(t *testing.T) {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -110,7 +110,7 @@ func TestIdleAndSlowFramesAreClosed(t *testing.T) {
 		}
 		defer conn.Close()
 		if !closedWithin(conn, 5*time.Second) {
-			t.Errorf("silent connection still open after 5s; IdleTimeout is 200ms")
+			t.Errorf("silent connection still open after 5s; HelloTimeout is 200ms")
 		}
 	})
 }

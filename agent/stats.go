@@ -8,8 +8,8 @@ import (
 
 // counters are the agent's running totals; Stats copies them.
 type counters struct {
-	conns, frames, panics, badFrames, refusedConns atomic.Uint64
-	status                                         [8]atomic.Uint64
+	conns, frames, panics, badFrames, refusedConns, helloTimeouts atomic.Uint64
+	status                                                        [8]atomic.Uint64
 }
 
 func (c *counters) count(s assign.Status) {
@@ -35,6 +35,9 @@ type Stats struct {
 	BadFrames uint64
 	// RefusedConnections counts connections closed at once, beyond MaxConnections.
 	RefusedConnections uint64
+	// HelloTimeouts counts connections closed for not sending their HAPROXY-HELLO within
+	// HelloTimeout.
+	HelloTimeouts uint64
 }
 
 // Stats returns the agent's counters.
@@ -49,6 +52,7 @@ func (a *Agent) Stats() Stats {
 		Panics:             a.stats.panics.Load(),
 		BadFrames:          a.stats.badFrames.Load(),
 		RefusedConnections: a.stats.refusedConns.Load(),
+		HelloTimeouts:      a.stats.helloTimeouts.Load(),
 		Decisions:          make(map[string]uint64, len(assign.Statuses)),
 	}
 	for _, st := range assign.Statuses {

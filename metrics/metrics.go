@@ -39,6 +39,36 @@ type Sources struct {
 	Pools func(ctx context.Context, limit int) ([]admin.PoolView, error)
 	// Store, when set, adds the store's error and round-trip counters.
 	Store StoreStats
+	// DecisionTimeout is the agent's decision deadline: the latency histogram's buckets
+	// reach past it, so decisions cut by it are told apart from slow ones that made it.
+	// Zero means the agent's default, 500ms.
+	DecisionTimeout time.Duration
+}
+
+// UnknownPool labels decisions made in no pool: the message named none that exists (or
+// none, with several pools). A pool name the configuration does not have is never a label,
+// so messages cannot create series without bound.
+const UnknownPool = "unknown"
+
+// latencyBuckets are the decision-latency histogram's bounds: fine steps from 10µs (a
+// memory decision) to 250ms, then doubling past timeout, with timeout itself a bound.
+func latencyBuckets(timeout time.Duration) []float64 {
+	if timeout <= 0 {
+		timeout = 500 * time.Millisecond
+	}
+	b := []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25}
+	top := timeout.Seconds()
+	for b[len(b)-1] > top { // a timeout under 250ms: drop the bounds past it
+		b = b[:len(b)-1]
+	}
+	for next := b[len(b)-1] * 2; next < top; next *= 2 {
+		b = append(b, next)
+	}
+	if b[len(b)-1] < top {
+		b = append(b, top)
+	}
+	// One bound past the timeout: a decision cut at the deadline answers a little after it.
+	return append(b, 2*top)
 }
 
 // Metrics holds a registry of its own (no global state).
@@ -59,12 +89,12 @@ func New(src Sources) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stickyseat_decisions_total", Help: "Answers to HAProxy by pool and status (hit, new, moved, full, invalid, error).",
+			Name: "stickyseat_decisions_total", Help: "Answers to HAProxy by pool and status (hit, new, moved, full, invalid, error); pool \"unknown\" when the message named no pool that exists.",
 		}, []string{"pool", "status"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "stickyseat_decision_duration_seconds",
 			Help:    "Time from a message's decoding to its answer, store included.",
-			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+			Buckets: latencyBuckets(src.DecisionTimeout),
 		}),
 	}
 	m.reg.MustRegister(m.decisions, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -80,6 +110,7 @@ func New(src Sources) *Metrics {
 		counter("stickyseat_spop_frames_total", "NOTIFY frames answered.", func(s agent.Stats) uint64 { return s.Frames })
 		counter("stickyseat_spop_bad_frames_total", "Connections closed by the frame guard.", func(s agent.Stats) uint64 { return s.BadFrames })
 		counter("stickyseat_spop_refused_connections_total", "Connections closed beyond --max-connections.", func(s agent.Stats) uint64 { return s.RefusedConnections })
+		counter("stickyseat_spop_hello_timeouts_total", "Connections closed for not sending their HELLO within --hello-timeout.", func(s agent.Stats) uint64 { return s.HelloTimeouts })
 		counter("stickyseat_panics_total", "Panics recovered (handler or decoder).", func(s agent.Stats) uint64 { return s.Panics })
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stickyseat_spop_connections", Help: "SPOP connections open now."},
 			func() float64 { return float64(src.Agent().Open) }))
@@ -99,8 +130,12 @@ func New(src Sources) *Metrics {
 	return m
 }
 
-// ObserveDecision counts one answer; agent.Options.OnDecision.
+// ObserveDecision counts one answer; agent.Options.OnDecision. An empty pool is counted
+// as UnknownPool.
 func (m *Metrics) ObserveDecision(pool string, status assign.Status, took time.Duration) {
+	if pool == "" {
+		pool = UnknownPool
+	}
 	m.counter(pool, status).Inc()
 	m.latency.Observe(took.Seconds())
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stickyseat/stickyseat/agent"
 	"github.com/stickyseat/stickyseat/assign"
 )
 
@@ -44,6 +45,9 @@ func TestObserveDecisionCounts(t *testing.T) {
 	wg.Wait()
 	out := scrape(t, m)
 	for _, pool := range pools {
+		if pool == "" {
+			pool = UnknownPool // decisions in no pool are labelled, never pool=""
+		}
 		for _, st := range statuses {
 			line := `stickyseat_decisions_total{pool="` + pool + `",status="` + st.String() + `"} 250`
 			if !strings.Contains(out, line+"\n") {
@@ -53,6 +57,9 @@ func TestObserveDecisionCounts(t *testing.T) {
 	}
 	if want := "stickyseat_decision_duration_seconds_count 3000\n"; !strings.Contains(out, want) {
 		t.Errorf("scrape lacks %q", want)
+	}
+	if strings.Contains(out, `pool=""`) {
+		t.Errorf("a series with an empty pool label:\n%s", out)
 	}
 	if strings.Contains(out, `status="moved"`) {
 		t.Errorf("a series without decisions was created:\n%s", out)
@@ -94,5 +101,53 @@ func TestStoreCounters(t *testing.T) {
 	}
 	if out := scrape(t, New(Sources{Version: "test"})); strings.Contains(out, "stickyseat_store_") || strings.Contains(out, "stickyseat_cache_") {
 		t.Errorf("a scrape without a store has store counters:\n%s", out)
+	}
+}
+
+// TestLatencyBucketsCoverTheDecisionTimeout: the histogram has a bound at the decision
+// timeout and one past it, so decisions cut by the deadline are not lumped with every
+// slow one in +Inf.
+func TestLatencyBucketsCoverTheDecisionTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		timeout time.Duration
+		want    []string // bounds that must exist
+	}{
+		{0, []string{"0.25", "0.5", "1"}}, // the agent's default, 500ms
+		{2 * time.Second, []string{"0.25", "0.5", "1", "2", "4"}},
+		{100 * time.Millisecond, []string{"0.05", "0.1", "0.2"}},
+	} {
+		m := New(Sources{Version: "test", DecisionTimeout: tt.timeout})
+		m.ObserveDecision("web", assign.StatusError, tt.timeout+time.Millisecond)
+		out := scrape(t, m)
+		for _, le := range tt.want {
+			if !strings.Contains(out, `stickyseat_decision_duration_seconds_bucket{le="`+le+`"}`) {
+				t.Errorf("timeout %s: no bucket le=%s:\n%s", tt.timeout, le, out)
+			}
+		}
+		b := latencyBuckets(tt.timeout)
+		for i := 1; i < len(b); i++ {
+			if b[i] <= b[i-1] {
+				t.Errorf("timeout %s: buckets not increasing: %v", tt.timeout, b)
+			}
+		}
+	}
+}
+
+// TestAgentCounters: the agent's connection counters are exported, the HELLO timeouts
+// among them.
+func TestAgentCounters(t *testing.T) {
+	out := scrape(t, New(Sources{Version: "test", Agent: func() agent.Stats {
+		return agent.Stats{Connections: 7, RefusedConnections: 5, HelloTimeouts: 3, BadFrames: 2, Open: 1}
+	}}))
+	for _, want := range []string{
+		"stickyseat_spop_connections_total 7\n",
+		"stickyseat_spop_refused_connections_total 5\n",
+		"stickyseat_spop_hello_timeouts_total 3\n",
+		"stickyseat_spop_bad_frames_total 2\n",
+		"stickyseat_spop_connections 1\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
 	}
 }

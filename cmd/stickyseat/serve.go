@@ -28,6 +28,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "admin-token", Usage: "token the admin API and page require (Authorization: Bearer, or ?token=); required off loopback", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN"}},
 		&cli.IntFlag{Name: "max-seats", Value: 5_000_000, Usage: "most seats one pool may hold: its servers' quotas may not add up to more (bounds memory)", EnvVars: []string{"STICKYSEAT_MAX_SEATS"}},
 		&cli.IntFlag{Name: "max-connections", Value: 1024, Usage: "SPOP connections served at once; more are closed at once (each HAProxy process opens a few per agent)", EnvVars: []string{"STICKYSEAT_MAX_CONNECTIONS"}},
+		&cli.StringFlag{Name: "hello-timeout", Value: "5s", Usage: "close an SPOP connection that has not sent its HELLO this long after connecting, so silent peers cannot take every --max-connections slot (HAProxy sends its HELLO at once)", EnvVars: []string{"STICKYSEAT_HELLO_TIMEOUT"}},
 		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},
 	}
 	flags = append(flags, configFlag())
@@ -48,6 +49,7 @@ type serveConfig struct {
 	DecisionTimeout time.Duration
 	MaxFrameSize    uint32
 	MaxConnections  int
+	HelloTimeout    time.Duration
 	HAProxySocket   string
 	MetricsListen   string
 	PProf           bool
@@ -70,6 +72,9 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 	}
 	if cfg.DecisionTimeout, err = parseDuration(c.String("decision-timeout")); err != nil {
 		return cfg, fmt.Errorf("--decision-timeout: %w", err)
+	}
+	if cfg.HelloTimeout, err = parseDuration(c.String("hello-timeout")); err != nil {
+		return cfg, fmt.Errorf("--hello-timeout: %w", err)
 	}
 	mfs := c.Uint("max-frame-size")
 	if mfs < 256 || mfs > 1<<30 {
@@ -135,12 +140,13 @@ func serve(c *cli.Context) error {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	var a *agent.Agent
-	m := metrics.New(metrics.Sources{Version: version, Agent: func() agent.Stats { return a.Stats() }, Pools: adm.Pools, Store: st.stats})
+	m := metrics.New(metrics.Sources{Version: version, Agent: func() agent.Stats { return a.Stats() }, Pools: adm.Pools, Store: st.stats, DecisionTimeout: cfg.DecisionTimeout})
 	a = agent.New(assigner, agent.Options{
 		OnDecision:      m.ObserveDecision,
 		DecisionTimeout: cfg.DecisionTimeout,
 		MaxFrameSize:    cfg.MaxFrameSize,
 		MaxConnections:  cfg.MaxConnections,
+		HelloTimeout:    cfg.HelloTimeout,
 		KeyRules:        cfg.Pools.KeyRules,
 		Logger:          log,
 	})

@@ -81,6 +81,10 @@ type Fault struct {
 	// Start and End bound the fault itself; both zero for a phase without a fault.
 	Start, End time.Time
 	Downs      []Down
+	// LosesSeats marks a fault that loses the store's seats (Redis restarted without
+	// persistence): what breaks in its phase is a documented exception, measured (Loss) and
+	// kept apart from the violations.
+	LosesSeats bool
 }
 
 func (f Fault) hasWindow() bool { return !f.Start.IsZero() }
@@ -92,6 +96,8 @@ type Config struct {
 	Grace time.Duration
 	// Recovery is how long after a fault ends errors may still occur (1s).
 	Recovery time.Duration
+	// Idle is the agents' --idle-timeout: how long a lost seat's session lasts (Loss).
+	Idle time.Duration
 }
 
 // Violation is one broken invariant with the log lines that prove it.
@@ -116,6 +122,8 @@ type Row struct {
 	Decisions  int
 	Errors     int
 	Violations []Violation
+	// Exceptions are what would be violations in the phase of a fault that LosesSeats.
+	Exceptions []Violation
 	// Recovery is from the fault's end to the answer of its last error (0 when the last
 	// error came before the end); negative for a phase without a fault.
 	Recovery time.Duration
@@ -131,6 +139,8 @@ type Report struct {
 	Unattributed []Violation
 	// MaxUsers is, per server, the most users found seated on it at one instant.
 	MaxUsers map[string]int
+	// Losses measure each fault that LosesSeats.
+	Losses []Loss
 }
 
 // Violations counts every violation.
@@ -166,6 +176,18 @@ func (r Report) Table() string {
 		most = append(most, fmt.Sprintf("%s %d", s, r.MaxUsers[s]))
 	}
 	fmt.Fprintf(&b, "most users seated at once: %s\n", strings.Join(most, ", "))
+	for i, l := range r.Losses {
+		if i == 0 {
+			b.WriteString("documented exceptions (seats lost with the store's data, not counted as violations):\n")
+		}
+		exceptions := 0
+		for _, row := range r.Rows {
+			if row.Fault == l.Fault {
+				exceptions = len(row.Exceptions)
+			}
+		}
+		fmt.Fprintf(&b, "  %s; %d would-be violations\n", l, exceptions)
+	}
 	return b.String()
 }
 
@@ -203,7 +225,10 @@ func Check(cfg Config, replies []Reply, faults []Fault) Report {
 		return -1
 	}
 	violate := func(v Violation) {
-		if i := phaseOf(v.At); i >= 0 {
+		if i := phaseOf(v.At); i >= 0 && faults[i].LosesSeats {
+			rep.Rows[i].Exceptions = append(rep.Rows[i].Exceptions, v)
+			return
+		} else if i >= 0 {
 			rep.Rows[i].Violations = append(rep.Rows[i].Violations, v)
 			return
 		}
@@ -320,6 +345,9 @@ func Check(cfg Config, replies []Reply, faults []Fault) Report {
 	checkQuotas(cfg, runs, violate, rep.MaxUsers)
 
 	for i, f := range faults {
+		if f.LosesSeats {
+			rep.Losses = append(rep.Losses, measureLoss(cfg, replies, f))
+		}
 		if !f.hasWindow() {
 			continue
 		}

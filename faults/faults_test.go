@@ -38,7 +38,7 @@ func TestFaults(t *testing.T) {
 	if os.Getenv("STICKYSEAT_FAULTS") != "1" {
 		t.Skip("the fault suite runs under `make test-faults` (STICKYSEAT_FAULTS=1)")
 	}
-	r := startRig(t)
+	r := startRig(t, rigOptions{Quota: quota, Idle: time.Hour, RedisArgs: persistent})
 
 	load := &Load{Users: users, Workers: workers, Rate: rate, Timeout: 3 * time.Second}
 	for _, n := range r.nodes {

@@ -37,9 +37,24 @@ type rig struct {
 	crashNoted map[string]bool
 	// failures are faults that did not go as planned (a reload that failed), for the table.
 	failures []Violation
+	opts     rigOptions
 }
 
-func startRig(t *testing.T) *rig {
+// rigOptions size the deployment.
+type rigOptions struct {
+	// Quota is every server's --max-users.
+	Quota int
+	// Idle is the agents' --idle-timeout.
+	Idle time.Duration
+	// RedisArgs are redis-server's persistence flags.
+	RedisArgs []string
+}
+
+// persistent is the Redis of the main suite: it keeps its seats across a restart, as
+// production should (appendfsync always: nothing acknowledged is lost).
+var persistent = []string{"--appendonly", "yes", "--appendfsync", "always"}
+
+func startRig(t *testing.T, o rigOptions) *rig {
 	t.Helper()
 	bins, err := testbed.HAProxyBins()
 	if err != nil {
@@ -55,10 +70,9 @@ func startRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, agentBin: agentBin, haproxy: bins[0], agentDown: map[int]bool{}, crashNoted: map[string]bool{}}
-	// A Redis that keeps its seats across a restart, as production would; DEBUG enabled for
-	// DEBUG SLEEP.
-	r.redis, err = testbed.StartRedis(redisBin, redisDir(t), "--appendonly", "yes", "--appendfsync", "always", "--enable-debug-command", "yes")
+	r := &rig{t: t, agentBin: agentBin, haproxy: bins[0], agentDown: map[int]bool{}, crashNoted: map[string]bool{}, opts: o}
+	// DEBUG enabled for DEBUG SLEEP.
+	r.redis, err = testbed.StartRedis(redisBin, redisDir(t), append(append([]string(nil), o.RedisArgs...), "--enable-debug-command", "yes")...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +95,7 @@ func startRig(t *testing.T) *rig {
 		t.Cleanup(func() { os.RemoveAll(dir) })
 		s, err := testbed.StartStack(testbed.StackOptions{
 			AgentBin: agentBin, HAProxyBin: r.haproxy, Dir: dir, Mode: "http",
-			Backends: r.backends, MaxUsers: quota, Idle: time.Hour, Redis: r.redis.URL(),
+			Backends: r.backends, MaxUsers: o.Quota, Idle: o.Idle, Redis: r.redis.URL(),
 			HealthChecks: true,
 			Defaults:     []string{"default-server inter 100ms fall 1 rise 1"},
 			AgentArgs:    append([]string{"--down-grace", grace.String()}, timeouts...),
@@ -123,8 +137,8 @@ func redisDir(t *testing.T) string {
 // agentArgs are the flags StartStack gave the agent, for a restart on the same address.
 func (r *rig) agentArgs(listen string) []string {
 	args := []string{"serve", "--listen", listen, "--log-format", "json",
-		"--servers", strings.Join(servers, ","), "--max-users", fmt.Sprint(quota),
-		"--idle-timeout", time.Hour.String(), "--down-grace", grace.String(), "--redis", r.redis.URL()}
+		"--servers", strings.Join(servers, ","), "--max-users", fmt.Sprint(r.opts.Quota),
+		"--idle-timeout", r.opts.Idle.String(), "--down-grace", grace.String(), "--redis", r.redis.URL()}
 	return append(args, timeouts...)
 }
 
@@ -166,6 +180,13 @@ func (r *rig) restartAgent(i int) {
 }
 
 func (r *rig) stopRedis() { r.redis.Stop() }
+
+// killRedis ends Redis with SIGKILL, as a crash or an OOM kill would: it writes nothing more.
+func (r *rig) killRedis() {
+	if err := r.redis.Kill(); err != nil {
+		r.t.Errorf("kill -9 redis: %v", err)
+	}
+}
 
 func (r *rig) startRedis() {
 	if err := r.redis.Start(); err != nil {

@@ -62,6 +62,10 @@ func (r *Redis) Start() error {
 // Stop stops the server (its seats are lost: no persistence).
 func (r *Redis) Stop() { r.proc.Stop() }
 
+// Kill ends the server with SIGKILL, as a crash would: what it had not written to disk is
+// lost even with persistence on.
+func (r *Redis) Kill() error { return r.proc.Kill() }
+
 // Output is what the server logged.
 func (r *Redis) Output() string {
 	if r.proc == nil {

@@ -264,9 +264,11 @@ func (c *Client) Do(ctx context.Context, frontend string, rq Request) (Reply, er
 }
 
 // isRejection tells a connection HAProxy closed or reset (tcp-request content reject) from
-// other failures.
+// other failures. net.ErrClosed is one too: when HAProxy closes a connection before the
+// request is written (3.0 rejects a source-address key as soon as the agent answers), Go's
+// transport sees the close first and its own write then fails on the connection it closed.
 func isRejection(err error) bool {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 		return true
 	}
 	s := err.Error()

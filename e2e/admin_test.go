@@ -119,7 +119,7 @@ func TestMetricsAfterDecisions(t *testing.T) {
 		`stickyseat_decisions_total{pool="default",status="new"}`:        3,
 		`stickyseat_decisions_total{pool="default",status="hit"}`:        2,
 		`stickyseat_decisions_total{pool="default",status="full"}`:       1,
-		`stickyseat_decisions_total{pool="",status="invalid"}`:           1,
+		`stickyseat_decisions_total{pool="default",status="invalid"}`:    1,
 		`stickyseat_decision_duration_seconds_count`:                     7,
 		`stickyseat_seats_used{pool="default",server="s1"}`:              2,
 		`stickyseat_seats_used{pool="default",server="s2"}`:              1,

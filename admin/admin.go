@@ -112,11 +112,8 @@ func New(base assign.Config, r Reloader, st Store, ov Overrides, opts Options) *
 }
 
 // SetBase replaces the configuration (a config file reload) and applies the run-time changes
-// on top of it.
+// on top of it. cfg comes validated from its loader; the Reloader refuses an invalid one.
 func (a *Admin) SetBase(ctx context.Context, cfg assign.Config) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
 	ov, err := a.overrides.Overrides(ctx)
 	if err != nil {
 		a.log.Warn().Err(err).Msg("cannot read run-time changes; applying the file alone")
@@ -168,24 +165,9 @@ func (a *Admin) Current() assign.Config {
 }
 
 func (a *Admin) applyLocked(base assign.Config, ov map[string]string) error {
-	cfg := cloneConfig(base)
-	for field, value := range ov {
-		pool, server, _ := strings.Cut(field, "/")
-		s := findServer(&cfg, pool, server)
-		if s == nil {
-			continue // a change for a server the file no longer has
-		}
-		st, quota, err := parseOverride(value)
-		if err != nil {
-			a.log.Warn().Str("field", field).Err(err).Msg("ignoring a malformed run-time change")
-			continue
-		}
-		if st != nil {
-			s.State = *st
-		}
-		if quota > 0 {
-			s.Quota = quota
-		}
+	cfg, ignored := merge(base, ov)
+	for field, err := range ignored {
+		a.log.Warn().Str("field", field).Str("change", ov[field]).Err(err).Msg("ignoring a run-time change")
 	}
 	if err := a.reloader.Reload(cfg); err != nil {
 		return err
@@ -255,10 +237,77 @@ func (a *Admin) change(ctx context.Context, pool, server string, edit func(*over
 	if o.quota == configured.Quota {
 		o.quota = 0
 	}
+	// Refuse here a change that would make the configuration invalid: once in the shared
+	// store every agent would read it.
+	others := make(map[string]string, len(all))
+	for f, v := range all {
+		if f != field {
+			others[f] = v
+		}
+	}
+	cfg, _ := merge(base, others)
+	if err := applyOverride(&cfg, field, formatOverride(o)); err != nil {
+		return fmt.Errorf("server %q of pool %q: %w", server, pool, err)
+	}
 	if err := a.overrides.SetOverride(ctx, field, formatOverride(o)); err != nil {
 		return err
 	}
 	return a.Sync(ctx)
+}
+
+// ErrInvalidChange is returned for a run-time change the configuration cannot take, such as
+// a quota that lifts a pool past its seat limit.
+var ErrInvalidChange = errors.New("change refused")
+
+// merge returns base with the run-time changes ov applied in field order. A change that is
+// malformed or would make the configuration invalid is left out and returned in ignored, so
+// one bad change in the shared store cannot stop an agent applying the others or a reload.
+func merge(base assign.Config, ov map[string]string) (cfg assign.Config, ignored map[string]error) {
+	cfg = base.Clone()
+	fields := make([]string, 0, len(ov))
+	for f := range ov {
+		fields = append(fields, f)
+	}
+	sort.Strings(fields)
+	for _, f := range fields {
+		if err := applyOverride(&cfg, f, ov[f]); err != nil {
+			if ignored == nil {
+				ignored = map[string]error{}
+			}
+			ignored[f] = err
+		}
+	}
+	return cfg, ignored
+}
+
+// applyOverride applies the change value to the server field names ("pool/server") in cfg
+// and validates the result; on error cfg is left as it was. A change for a server cfg does
+// not have (the file no longer lists it) changes nothing.
+func applyOverride(cfg *assign.Config, field, value string) error {
+	pool, server, _ := strings.Cut(field, "/")
+	s := findServer(cfg, pool, server)
+	if s == nil {
+		return nil
+	}
+	st, quota, err := parseOverride(value)
+	if err != nil {
+		return fmt.Errorf("%w: malformed: %w", ErrInvalidChange, err)
+	}
+	was := *s
+	if st != nil {
+		s.State = *st
+	}
+	if quota > 0 {
+		s.Quota = quota
+	}
+	if *s == was {
+		return nil
+	}
+	if err := cfg.Validate(); err != nil {
+		*s = was
+		return fmt.Errorf("%w: %w", ErrInvalidChange, err)
+	}
+	return nil
 }
 
 func parseOverride(v string) (*assign.State, int, error) {
@@ -311,15 +360,6 @@ func canonical(ov map[string]string) string {
 		fmt.Fprintf(&b, "%s:%s;", k, ov[k])
 	}
 	return b.String()
-}
-
-func cloneConfig(c assign.Config) assign.Config {
-	out := assign.Config{Pools: make([]assign.Pool, len(c.Pools))}
-	for i, p := range c.Pools {
-		p.Servers = append([]assign.Server(nil), p.Servers...)
-		out.Pools[i] = p
-	}
-	return out
 }
 
 func findServer(c *assign.Config, pool, server string) *assign.Server {

@@ -325,3 +325,66 @@ func TestReloadWithoutChangesLogsNoEmptyChange(t *testing.T) {
 		t.Errorf("clearing the last change: want changes none, never empty:\n%s", logs.String())
 	}
 }
+
+// TestChangePastMaxSeatsRefused: a quota that would lift a pool past MaxSeats is refused
+// before it reaches the shared overrides, and the configuration in force keeps its limit.
+func TestChangePastMaxSeatsRefused(t *testing.T) {
+	ctx := context.Background()
+	shared := &LocalOverrides{}
+	r := &recordingReloader{}
+	base := cfg(2)
+	base.MaxSeats = 10
+	a := New(base, r, memory.New(memory.Options{}), shared, Options{})
+	err := a.SetQuota(ctx, "web", "s1", 100000)
+	want := `server "s1" of pool "web": change refused: pool "web": quotas add up to 100002 seats, above the limit of 10 seats per pool (raise --max-seats)`
+	if !errors.Is(err, ErrInvalidChange) || err.Error() != want {
+		t.Fatalf("SetQuota(s1, 100000) with MaxSeats 10 = %v; want %q", err, want)
+	}
+	if ov, _ := shared.Overrides(ctx); len(ov) != 0 {
+		t.Errorf("refused change written to the overrides: %q", ov)
+	}
+	if err := a.SetQuota(ctx, "web", "s1", 8); err != nil {
+		t.Fatalf("SetQuota(s1, 8) with MaxSeats 10: %v", err)
+	}
+	if got := a.Current(); got.MaxSeats != 10 || got.Pools[0].Servers[0].Quota != 8 {
+		t.Errorf("after SetQuota(s1, 8): MaxSeats %d, s1 quota %d; want 10 and 8", got.MaxSeats, got.Pools[0].Servers[0].Quota)
+	}
+	if err := a.SetQuota(ctx, "web", "s2", 3); !errors.Is(err, ErrInvalidChange) {
+		t.Errorf("SetQuota(s2, 3) with s1 at 8 and MaxSeats 10 = %v; want ErrInvalidChange", err)
+	}
+}
+
+// TestInvalidSharedChangeIgnored: a change in the shared store that makes the configuration
+// invalid (written by an older agent or by hand) is left out with a warning; the others
+// apply and neither Sync nor a file reload fails on it.
+func TestInvalidSharedChangeIgnored(t *testing.T) {
+	ctx := context.Background()
+	shared := &LocalOverrides{}
+	var logs bytes.Buffer
+	r := &recordingReloader{}
+	base := cfg(2)
+	base.MaxSeats = 10
+	a := New(base, r, memory.New(memory.Options{}), shared, Options{Logger: zerolog.New(&syncWriter{w: &logs})})
+	for field, value := range map[string]string{"web/s1": "quota=100000", "web/s2": "state=drain", "web/s9": "quota=5"} {
+		if err := shared.SetOverride(ctx, field, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Sync(ctx); err != nil {
+		t.Fatalf("Sync with an invalid shared change: %v", err)
+	}
+	if got := describe(r.last); got != "s1=up/2 s2=drain/2" {
+		t.Errorf("after Sync: %s; want s1=up/2 s2=drain/2", got)
+	}
+	if !strings.Contains(logs.String(), `"field":"web/s1"`) || !strings.Contains(logs.String(), "ignoring a run-time change") {
+		t.Errorf("no warning naming web/s1 in the log:\n%s", logs.String())
+	}
+	next := cfg(3)
+	next.MaxSeats = 10
+	if err := a.SetBase(ctx, next); err != nil {
+		t.Fatalf("SetBase with an invalid shared change: %v", err)
+	}
+	if got := describe(r.last); got != "s1=up/3 s2=drain/2" {
+		t.Errorf("after SetBase: %s; want s1=up/3 s2=drain/2", got)
+	}
+}

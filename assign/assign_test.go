@@ -3,6 +3,7 @@ package assign_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -202,6 +203,8 @@ func TestConfigValidate(t *testing.T) {
 		{"zero idle", assign.Config{Pools: []assign.Pool{{Name: "web", Servers: []assign.Server{up("s1", 1)}}}}, `pool "web": idle timeout must be positive, got 0s`},
 		{"duplicate pool", assign.Config{Pools: []assign.Pool{pool(up("s1", 1)), pool(up("s2", 1))}}, `duplicate pool "web"`},
 		{"quotas above max seats", assign.Config{MaxSeats: 10, Pools: []assign.Pool{pool(up("s1", 6), up("s2", 5))}}, `pool "web": quotas add up to 11 seats, above the limit of 10 seats per pool (raise --max-seats)`},
+		{"pool name with a space", assign.Config{Pools: []assign.Pool{{Name: "web app", IdleTimeout: idle, Servers: []assign.Server{up("s1", 1)}}}}, `pool name "web app": character ' ' not allowed: use letters, digits, '_', '-' and '.'`},
+		{"server name with a slash", assign.Config{Pools: []assign.Pool{pool(up("s/1", 1))}}, `pool "web": server name "s/1": character '/' not allowed: use letters, digits, '_', '-' and '.'`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -323,6 +326,49 @@ func TestNeverBlocks(t *testing.T) {
 		}
 		if got := a.NeverBlocks(); got != tt.want {
 			t.Errorf("%s: NeverBlocks() = %v; want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestConfigClone: a clone carries every field and shares nothing a run-time change edits.
+func TestConfigClone(t *testing.T) {
+	orig := assign.Config{MaxSeats: 10, Pools: []assign.Pool{
+		{Name: "web", IdleTimeout: idle, DownGrace: time.Second, DownPolicy: assign.DownKeep, Servers: []assign.Server{up("s1", 4), {Name: "s2", Quota: 2, State: assign.StateDrain}}},
+	}}
+	// Every field set: a field Clone dropped would show as a difference below.
+	for _, v := range []reflect.Value{reflect.ValueOf(orig), reflect.ValueOf(orig.Pools[0])} {
+		for i := 0; i < v.NumField(); i++ {
+			if v.Field(i).IsZero() {
+				t.Fatalf("test config leaves %s.%s zero: set it", v.Type().Name(), v.Type().Field(i).Name)
+			}
+		}
+	}
+	c := orig.Clone()
+	if !reflect.DeepEqual(c, orig) {
+		t.Fatalf("Clone() = %+v; want %+v", c, orig)
+	}
+	c.Pools[0].Servers[0].Quota = 99
+	c.Pools[0].Name = "api"
+	if orig.Pools[0].Servers[0].Quota != 4 || orig.Pools[0].Name != "web" {
+		t.Errorf("editing the clone changed the original: %+v", orig)
+	}
+}
+
+func TestValidName(t *testing.T) {
+	for _, name := range []string{"web", "api.v2", "soap_legacy", "be-1", "S9"} {
+		if err := assign.ValidName(name); err != nil {
+			t.Errorf("ValidName(%q) = %v; want nil", name, err)
+		}
+	}
+	for name, want := range map[string]string{
+		"":        "must not be empty",
+		"web app": `character ' ' not allowed: use letters, digits, '_', '-' and '.'`,
+		"s1#main": `character '#' not allowed: use letters, digits, '_', '-' and '.'`,
+		"web/s1":  `character '/' not allowed: use letters, digits, '_', '-' and '.'`,
+		"café":    `character 'é' not allowed: use letters, digits, '_', '-' and '.'`,
+	} {
+		if err := assign.ValidName(name); err == nil || err.Error() != want {
+			t.Errorf("ValidName(%q) = %v; want %q", name, err, want)
 		}
 	}
 }

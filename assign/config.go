@@ -114,7 +114,29 @@ type Config struct {
 	MaxSeats int
 }
 
-// Validate reports the first problem that would make decisions meaningless.
+// Clone returns a deep copy of c: every field, the pools' server lists copied, so a run-time
+// change made to the copy never reaches a configuration already in force.
+func (c Config) Clone() Config {
+	out := c
+	if c.Pools != nil {
+		out.Pools = make([]Pool, len(c.Pools))
+		for i, p := range c.Pools {
+			out.Pools[i] = p.Clone()
+		}
+	}
+	return out
+}
+
+// Clone returns a deep copy of p.
+func (p Pool) Clone() Pool {
+	if p.Servers != nil {
+		p.Servers = append([]Server(nil), p.Servers...)
+	}
+	return p
+}
+
+// Validate reports the first problem that would make decisions meaningless. It is the one
+// check every configuration passes, whatever its source (flags, a file, a run-time change).
 func (c Config) Validate() error {
 	if len(c.Pools) == 0 {
 		return errors.New("no pools configured")
@@ -124,6 +146,9 @@ func (c Config) Validate() error {
 		if p.Name == "" {
 			return errors.New("pool with an empty name")
 		}
+		if err := ValidName(p.Name); err != nil {
+			return fmt.Errorf("pool name %q: %w", p.Name, err)
+		}
 		if seen[p.Name] {
 			return fmt.Errorf("duplicate pool %q", p.Name)
 		}
@@ -131,14 +156,33 @@ func (c Config) Validate() error {
 		if err := p.Validate(); err != nil {
 			return err
 		}
-		if c.MaxSeats > 0 {
-			total := 0
-			for _, s := range p.Servers {
-				total += s.Quota
-			}
-			if total > c.MaxSeats {
-				return fmt.Errorf("pool %q: quotas add up to %d seats, above the limit of %d seats per pool (raise --max-seats)", p.Name, total, c.MaxSeats)
-			}
+		if total := p.Seats(); c.MaxSeats > 0 && total > c.MaxSeats {
+			return fmt.Errorf("pool %q: quotas add up to %d seats, above the limit of %d seats per pool (raise --max-seats)", p.Name, total, c.MaxSeats)
+		}
+	}
+	return nil
+}
+
+// Seats is the sum of the pool's quotas: the most seats it can hold at once.
+func (p Pool) Seats() int {
+	total := 0
+	for _, s := range p.Servers {
+		total += s.Quota
+	}
+	return total
+}
+
+// ValidName reports whether name may name a pool or a server: letters, digits, '_', '-' and
+// '.'. Names are written into haproxy.cfg (proxy and server names), inside str(...) and
+// variable values of the SPOE file, and into run-time change fields ("pool/server"); these
+// characters are safe in all of them.
+func ValidName(name string) error {
+	if name == "" {
+		return errors.New("must not be empty")
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return fmt.Errorf("character %q not allowed: use letters, digits, '_', '-' and '.'", r)
 		}
 	}
 	return nil
@@ -162,6 +206,9 @@ func (p Pool) Validate() error {
 	for _, s := range p.Servers {
 		if s.Name == "" {
 			return fmt.Errorf("pool %q: server with an empty name", p.Name)
+		}
+		if err := ValidName(s.Name); err != nil {
+			return fmt.Errorf("pool %q: server name %q: %w", p.Name, s.Name, err)
 		}
 		if names[s.Name] {
 			return fmt.Errorf("pool %q: duplicate server %q", p.Name, s.Name)

@@ -17,7 +17,8 @@ const (
 	ModeHTTP = "http"
 )
 
-// Names fixed by the contract with the agent and documented for users; see DESIGN.md.
+// Names fixed by the contract with the agent (it answers only this message and sets only
+// these variables) and documented for users in the README.
 const (
 	// Engine is the SPOE engine, agent, message, group and variable prefix name.
 	Engine = "stickyseat"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -217,6 +218,27 @@ func TestRenderContract(t *testing.T) {
 				t.Errorf("Render() cfg has %d filter lines; want %d (one per pool backend)", got, want)
 			}
 		})
+	}
+}
+
+// TestRenderCitesNoTeamDocument: a generated file must explain itself; users have neither
+// the team's design notes nor its issue tracker.
+func TestRenderCitesNoTeamDocument(t *testing.T) {
+	cite := regexp.MustCompile(`DESIGN\.md|[Ii]ssue [0-9]`)
+	for _, tc := range renderCases() {
+		cfg, spoe, err := Render(tc.c)
+		if err != nil {
+			t.Fatalf("%s: Render() error: %v", tc.name, err)
+		}
+		standalone, err := RenderStandalone(tc.c, Globals{LogStdout: true})
+		if err != nil {
+			t.Fatalf("%s: RenderStandalone() error: %v", tc.name, err)
+		}
+		for _, f := range [][]byte{cfg, spoe, standalone} {
+			if m := cite.Find(f); m != nil {
+				t.Errorf("%s: a generated file cites %q instead of giving the reason:\n%s", tc.name, m, f)
+			}
+		}
 	}
 }
 

@@ -57,7 +57,8 @@ func latency(r benchJSON, q string) string {
 	return fmtDuration(time.Duration(r.LatencyMicros[q] * 1e3))
 }
 
-// runSPOP measures the SPOP targets of issue 7 with no HAProxy in the way.
+// runSPOP measures the agents alone over SPOP, with no HAProxy in the way: the stateless
+// floor, the memory store against it, growth to many live seats, and Redis.
 func runSPOP(ctx context.Context, cfg config, dir string, out io.Writer) error {
 	load := []string{"--connections", "4", "--pipeline", "20"}
 	fmt.Fprintf(out, "\nSPOP without HAProxy: stickyseat bench %s, %s per measurement\n", strings.Join(load, " "), cfg.spopDuration)

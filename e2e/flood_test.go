@@ -118,3 +118,48 @@ func waitLogField(t *testing.T, p *testbed.Process, message, field string) strin
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestHAProxyClosingLogsNoWarning: however HAProxy ends its SPOP connections (3.1+ closes
+// idle ones with a reset, when it purges its idle server connections), a connection that
+// was answered in full is a normal close: the agent logs no warning for it.
+func TestHAProxyClosingLogsNoWarning(t *testing.T) { forEachHAProxy(t, testHAProxyClosing) }
+
+func testHAProxyClosing(t *testing.T, bin string) {
+	s := startStack(t, testbed.StackOptions{HAProxyBin: bin, Mode: "tcp", Servers: []string{"s1"},
+		MaxUsers: 10, Idle: time.Hour, AgentArgs: []string{"--metrics-listen", "127.0.0.1:0"},
+		// 3.1+ keeps SPOP connections as idle server connections: purge them soon.
+		Defaults: []string{"default-server pool-purge-delay 100ms"}})
+	metricsAddr := waitLogField(t, s.Agent, "metrics listening", "metrics_listen")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 5 {
+		r, err := testbed.NewClient("client", "127.0.0.11", "").Get(ctx, s.Frontend)
+		if err != nil || !r.Seated() {
+			t.Fatalf("request %d: %s, %v; want a seat", i, r, err)
+		}
+	}
+	if open := scrape(t, metricsAddr)["stickyseat_spop_connections"]; open == 0 {
+		t.Fatal("HAProxy holds no SPOP connection after answered streams")
+	}
+	// 3.1+ closes its idle connections itself; before 3.1 they stay for the SPOE "timeout
+	// idle" (minutes), so stop HAProxy if they are still open after a while.
+	deadline := time.Now().Add(3 * time.Second)
+	stopped := false
+	for scrape(t, metricsAddr)["stickyseat_spop_connections"] != 0 {
+		if time.Now().After(deadline) {
+			if stopped {
+				t.Fatal("the agent still holds SPOP connections 3s after HAProxy stopped")
+			}
+			s.HAProxy.Stop()
+			stopped = true
+			deadline = time.Now().Add(3 * time.Second)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("connections closed by HAProxy while running: %v", !stopped)
+	for _, line := range strings.Split(s.Agent.Output(), "\n") {
+		if strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) {
+			t.Errorf("agent logged, as HAProxy closed its connections: %s", line)
+		}
+	}
+}

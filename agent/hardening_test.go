@@ -358,3 +358,35 @@ func TestAgentHelloIsOneWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestTwentyStreamsInFlightOnOneConnection: HAProxy 3.1 and later put up to 20 streams in
+// flight on one SPOP connection (before 3.1, max-waiting-frames, 20 by default). With the
+// default limits all 20 reach the decider at once: none waits behind another.
+func TestTwentyStreamsInFlightOnOneConnection(t *testing.T) {
+	const streams = 20
+	d := &fakeDecider{block: make(chan struct{})}
+	_, addr, _ := startAgent(t, d, Options{})
+	c := dial(t, addr)
+	var frames []byte
+	for i := range streams {
+		frames = spop.AppendNotify(frames, uint64(i+1), 1, msg(arg("key", spop.Str("slow"))))
+	}
+	if err := c.Send(frames); err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	defer func() {
+		if !released {
+			close(d.block)
+		}
+	}()
+	waitFor(t, 5*time.Second, "20 pipelined streams at the decider at once", func() bool { return len(d.requests()) == streams })
+	close(d.block)
+	released = true
+	for range streams {
+		h, _, err := c.ReadFrame()
+		if err != nil || h.Type != spop.TypeAck {
+			t.Fatalf("ReadFrame: type %d, %v; want an ACK", h.Type, err)
+		}
+	}
+}

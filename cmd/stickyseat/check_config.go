@@ -7,54 +7,58 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/stickyseat/stickyseat/agent"
+	"github.com/stickyseat/stickyseat/assign"
 )
 
 func checkConfigCommand() *cli.Command {
 	return &cli.Command{
 		Name:   "check-config",
-		Usage:  "validate a config file and print one line per pool",
-		Flags:  []cli.Flag{configFlag()},
+		Usage:  "validate a config file as serve would and print one line per pool",
+		Flags:  []cli.Flag{configFlag(), maxSeatsFlag()},
 		Action: checkConfig,
 	}
 }
 
+// checkConfig loads the file through serve's own path (loadPools), so it passes exactly the
+// files serve accepts with the same --max-seats.
 func checkConfig(c *cli.Context) error {
-	path := c.String("config")
-	if path == "" {
+	if c.String("config") == "" {
 		return errors.New("--config: no config file given (or set STICKYSEAT_CONFIG)")
 	}
-	cfg, err := loadConfigFile(path)
+	p, err := loadPools(c)
 	if err != nil {
 		return err
 	}
-	for _, p := range cfg.Pools {
-		fmt.Fprintln(c.App.Writer, p.summary())
+	for _, pool := range p.Policy.Pools {
+		fmt.Fprintln(c.App.Writer, poolSummary(pool, p.KeyRules[pool.Name]))
 	}
 	return nil
 }
 
-// summary is the pool in one line, as check-config prints it:
+// poolSummary is the pool in one line, as check-config prints it:
 //
 //	pool web: 3 servers (s1=4 up, s2=2 drain, s3=2 up), idle 24h, down grace 10s, policy move, key from body xml:CustomerId
-func (p filePool) summary() string {
+func poolSummary(p assign.Pool, rule agent.KeyRule) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "pool %s: %d server", p.Pool.Name, len(p.Pool.Servers))
-	if len(p.Pool.Servers) != 1 {
+	fmt.Fprintf(&b, "pool %s: %d server", p.Name, len(p.Servers))
+	if len(p.Servers) != 1 {
 		b.WriteString("s")
 	}
-	for i, s := range p.Pool.Servers {
+	for i, s := range p.Servers {
 		sep := ", "
 		if i == 0 {
 			sep = " ("
 		}
 		fmt.Fprintf(&b, "%s%s=%d %s", sep, s.Name, s.Quota, s.State)
 	}
-	fmt.Fprintf(&b, "), idle %s, down grace %s, policy %s", shortDuration(p.Pool.IdleTimeout), shortDuration(p.Pool.DownGrace), p.Pool.DownPolicy)
-	if p.KeyRule.FromBody != nil {
-		fmt.Fprintf(&b, ", key from body %s", p.KeyRule.FromBody)
+	fmt.Fprintf(&b, "), idle %s, down grace %s, policy %s", shortDuration(p.IdleTimeout), shortDuration(p.DownGrace), p.DownPolicy)
+	if rule.FromBody != nil {
+		fmt.Fprintf(&b, ", key from body %s", rule.FromBody)
 	}
-	if p.KeyRule.Fallback != "" {
-		fmt.Fprintf(&b, ", key fallback %s", p.KeyRule.Fallback)
+	if rule.Fallback != "" {
+		fmt.Fprintf(&b, ", key fallback %s", rule.Fallback)
 	}
 	return b.String()
 }

@@ -319,6 +319,11 @@ func TestCheckConfig(t *testing.T) {
 		{"bad file", []string{"--config", filepath.Join("testdata", "bad-duplicate-server.yaml")}, "", "",
 			filepath.Join("testdata", "bad-duplicate-server.yaml") + `:8: pools[0].servers[2].name: duplicate server "s1" in pool "web"`},
 		{"no file", nil, "", "", "--config: no config file given (or set STICKYSEAT_CONFIG)"},
+		// serve refuses these: check-config applies the same --max-seats, default included.
+		{"quotas past --max-seats", []string{"--config", filepath.Join("testdata", "good-one-pool.yaml"), "--max-seats", "5"}, "", "",
+			`pool "web": quotas add up to 6 seats, above the limit of 5 seats per pool (raise --max-seats)`},
+		{"quotas past the default --max-seats", []string{"--config", writeFile(t, "pools:\n- name: web\n  servers: [{name: s1, quota: 3000000}, {name: s2, quota: 2000001}]\n")}, "", "",
+			`pool "web": quotas add up to 5000001 seats, above the limit of 5000000 seats per pool (raise --max-seats)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -338,6 +343,16 @@ func TestCheckConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeFile writes data to a file in a fresh directory and returns its path.
+func writeFile(t *testing.T, data string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "stickyseat.yaml")
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func TestShortDuration(t *testing.T) {

@@ -46,7 +46,7 @@ func loadPools(c *cli.Context) (pools, error) {
 	}
 	f, err := loadConfigFile(path)
 	if err != nil {
-		return pools{}, fmt.Errorf("--config: %w", err)
+		return pools{}, err // names the file, and the line when the problem is in it
 	}
 	if err := overrideFromFlags(c, &f); err != nil {
 		return pools{}, err

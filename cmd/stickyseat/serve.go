@@ -26,7 +26,6 @@ func serveCommand() *cli.Command {
 		&cli.BoolFlag{Name: "pprof", Usage: "also serve Go's profiles at /debug/pprof/ on --metrics-listen (for profiling; off by default)", EnvVars: []string{"STICKYSEAT_PPROF"}},
 		&cli.StringFlag{Name: "admin-listen", Usage: "serve the status page and admin API on this address (default off; loopback unless --admin-token is set)", EnvVars: []string{"STICKYSEAT_ADMIN_LISTEN"}},
 		&cli.StringFlag{Name: "admin-token", Usage: "token the admin API and page require (Authorization: Bearer, or ?token=); required off loopback", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN"}},
-		&cli.IntFlag{Name: "max-seats", Value: 5_000_000, Usage: "most seats one pool may hold: its servers' quotas may not add up to more (bounds memory)", EnvVars: []string{"STICKYSEAT_MAX_SEATS"}},
 		&cli.IntFlag{Name: "max-connections", Value: 1024, Usage: "SPOP connections served at once; more are closed at once (each HAProxy process opens a few per agent)", EnvVars: []string{"STICKYSEAT_MAX_CONNECTIONS"}},
 		&cli.StringFlag{Name: "hello-timeout", Value: "5s", Usage: "close an SPOP connection that has not sent its HELLO this long after connecting, so silent peers cannot take every --max-connections slot (HAProxy sends its HELLO at once)", EnvVars: []string{"STICKYSEAT_HELLO_TIMEOUT"}},
 		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},

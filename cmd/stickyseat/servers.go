@@ -21,7 +21,14 @@ func poolFlags() []cli.Flag {
 		&cli.StringFlag{Name: "down-grace", Value: "10s", Usage: "a server HAProxy reports down keeps its users (and takes no new ones) this long before they move", EnvVars: []string{"STICKYSEAT_DOWN_GRACE"}},
 		&cli.StringFlag{Name: "down-policy", Value: "move", Usage: "after the grace, move a down server's users (move) or keep them waiting for it (keep)", EnvVars: []string{"STICKYSEAT_DOWN_POLICY"}},
 		&cli.StringFlag{Name: "pool", Value: "default", Usage: "pool name (the message's pool= argument, when sent)", EnvVars: []string{"STICKYSEAT_POOL"}},
+		maxSeatsFlag(),
 	}
+}
+
+// maxSeatsFlag bounds every pool, whether from the flags or --config; check-config takes it
+// too, so a file it passes is one serve accepts.
+func maxSeatsFlag() *cli.IntFlag {
+	return &cli.IntFlag{Name: "max-seats", Value: 5_000_000, Usage: "most seats one pool may hold: its servers' quotas may not add up to more (bounds memory)", EnvVars: []string{"STICKYSEAT_MAX_SEATS"}}
 }
 
 // poolFromFlags builds the pool the flags describe; every error names its flag.

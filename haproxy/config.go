@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stickyseat/stickyseat/assign"
 )
 
 // Modes of the generated frontend and backends.
@@ -223,18 +225,9 @@ func (c Config) withDefaults() Config {
 }
 
 // checkName accepts the names that are safe everywhere the config writes them: HAProxy proxy
-// and server names, and inside str(...) and var values.
-func checkName(name string) error {
-	if name == "" {
-		return errors.New("must not be empty")
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
-			return fmt.Errorf("character %q not allowed: use letters, digits, '_', '-' and '.'", r)
-		}
-	}
-	return nil
-}
+// and server names, and inside str(...) and var values. The rule is the agent's own, so a
+// pool the agent accepts is one this package can write.
+func checkName(name string) error { return assign.ValidName(name) }
 
 // checkAddr accepts host:port with a port in 1..65535. anyHost allows an empty host or "*".
 func checkAddr(addr string, anyHost bool) error {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -311,7 +310,3 @@ func checkServerAddr(addr string) error {
 	}
 	return nil
 }
-
-// validConfigName is what a pool, server or backend name may hold: names are written into
-// haproxy.cfg and the SPOE file, and the haproxy package accepts exactly these.
-var validConfigName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)

@@ -374,3 +374,27 @@ func TestShortDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesOneRule: --servers, --pool and the file refuse the same names (assign.ValidName),
+// so serve never accepts a server haproxy-config cannot write.
+func TestNamesOneRule(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"server name with a colon", []string{"check-config", "--config", writeFile(t, "pools:\n- name: web\n  servers: [{name: \"s1:a\", quota: 1}]\n")},
+			`:3: pools[0].servers[0].name: "s1:a" is not a valid name (use letters, digits, '_', '-' and '.')`},
+		{"--servers with a colon", []string{"serve", "--servers", "s1:a"}, `--servers: server name "s1:a": character ':' not allowed: use letters, digits, '_', '-' and '.'`},
+		{"--pool with a slash", []string{"serve", "--servers", "s1", "--pool", "a/b"}, `pool name "a/b": character '/' not allowed: use letters, digits, '_', '-' and '.'`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), append([]string{"stickyseat"}, tt.args...), &out, &errOut)
+			if err == nil || !strings.HasSuffix(err.Error(), tt.want) {
+				t.Errorf("run(%q) error = %v; want one ending %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/stickyseat/stickyseat/assign"
 )
 
 // fileError is one problem in a config file, printed "name:line: field: message". Field is
@@ -195,7 +197,7 @@ func (d configDecoder) name(e yamlEntry) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !validConfigName.MatchString(s) {
+	if assign.ValidName(s) != nil {
 		return "", d.errorf(e.line, e.path, "%q is not a valid name (use letters, digits, '_', '-' and '.')", s)
 	}
 	return s, nil

@@ -96,8 +96,8 @@ func parseServers(spec string, defQuota int) ([]assign.Server, error) {
 		if name == "" {
 			return nil, fmt.Errorf("empty server name in %q", spec)
 		}
-		if strings.ContainsAny(name, " \t/#\"'") {
-			return nil, fmt.Errorf("server name %q: HAProxy server names cannot hold spaces, '/', '#' or quotes", name)
+		if err := assign.ValidName(name); err != nil {
+			return nil, fmt.Errorf("server name %q: %w", name, err)
 		}
 		if seen[name] {
 			return nil, fmt.Errorf("duplicate server %q", name)

@@ -47,9 +47,33 @@ type Inspector interface {
 	LiveSeats(ctx context.Context, pool string, servers []string, idle time.Duration, limit int) ([]Seat, error)
 	// LiveSeat returns one user's live seat; false when the user holds none.
 	LiveSeat(ctx context.Context, pool, key string, idle time.Duration) (Seat, bool, error)
-	// Evict frees the user's seat at once; the next request is a newcomer's. It reports
-	// whether the user held a live seat.
+	// Evict frees the user's seat, and their place in the line, at once; the next request is
+	// a newcomer's. It reports whether the user held either.
 	Evict(ctx context.Context, pool, key string) (bool, error)
+	// Line returns the pool's line with up to limit places from its head, lapsed places
+	// removed first (timeout is the pool's Queue.Timeout). It costs O(limit) plus the
+	// lapsed places, never O(places).
+	Line(ctx context.Context, pool string, timeout time.Duration, limit int) (Line, error)
+}
+
+// Line is a pool's waiting line as operators see it.
+type Line struct {
+	// Length is the number of places held.
+	Length int
+	// Lapsed counts the places that lapsed in this pool since the store began.
+	Lapsed uint64
+	// Head lists the first places, head first.
+	Head []Place
+}
+
+// Place is one user's place in a line.
+type Place struct {
+	Key      string
+	Position int
+	// Joined is when the user joined the line; LastSeen when they last asked.
+	Joined, LastSeen time.Time
+	// Lapses is when the place lapses if its user does not ask again.
+	Lapses time.Time
 }
 
 // Overrides keep operators' run-time changes (drain, quota) where every agent sharing the
@@ -100,7 +124,28 @@ type Request struct {
 	// Idle is how long a seat lives after its last refresh. A seat refreshed at t is live
 	// at every instant before t+Idle and expired from t+Idle on.
 	Idle time.Duration
+	// Queue, when its Max is positive, makes a user who finds no seat free for them wait in
+	// the pool's line (OutcomeQueued) instead of being answered OutcomeFull. The zero value
+	// keeps the line off: every such user is answered OutcomeFull.
+	Queue Queue
 }
+
+// Queue is a pool's waiting line: one first-come-first-served line per pool, shared by every
+// agent using the store.
+//
+// Admission: a user at place p (1 is the head) is seated when the pool has at least p free
+// seats (the sum over accepting servers of quota minus live seats, never below zero), so a
+// freed seat goes to the head whoever asks first; a user not in line is seated only when the
+// free seats outnumber the places. Anyone else joins the back, unless the line already holds
+// Max places (OutcomeFull). A place lapses Timeout after its user's last request: a place
+// asked for at t is held at every instant before t+Timeout.
+type Queue struct {
+	Timeout time.Duration
+	Max     int
+}
+
+// On reports whether the line is in use.
+func (q Queue) On() bool { return q.Max > 0 }
 
 // Outcome says what the store did with a request.
 type Outcome uint8
@@ -114,9 +159,12 @@ const (
 	// OutcomeMoved: the user's live seat was on a server no longer listed; it was released
 	// and a seat on another server was granted.
 	OutcomeMoved
-	// OutcomeFull: the user holds no seat and no accepting server has room. A seat on a server
-	// no longer listed is released all the same.
+	// OutcomeFull: the user holds no seat and no accepting server has room (with the line on:
+	// the line is full too). A seat on a server no longer listed is released all the same.
 	OutcomeFull
+	// OutcomeQueued: the user holds no seat and waits at Result.Position in the pool's line.
+	// A seat on a server no longer listed is released all the same.
+	OutcomeQueued
 )
 
 // String returns the status name HAProxy sees for the outcome.
@@ -130,6 +178,8 @@ func (o Outcome) String() string {
 		return "moved"
 	case OutcomeFull:
 		return "full"
+	case OutcomeQueued:
+		return "queued"
 	}
 	return "unknown"
 }
@@ -140,9 +190,18 @@ type Result struct {
 	Outcome Outcome
 	// Server holds the user's seat; empty when Outcome is OutcomeFull.
 	Server string
-	// Previous is the server of the seat that was released (OutcomeMoved, or OutcomeFull
-	// after a release); empty otherwise.
+	// Previous is the server of the seat that was released (OutcomeMoved, or OutcomeFull or
+	// OutcomeQueued after a release); empty otherwise.
 	Previous string
+	// Position is the user's place in the line when Outcome is OutcomeQueued (1 is next).
+	Position int
+	// Wait estimates, for OutcomeQueued, how long until the user is seated: Position times
+	// the recent interval between seats given from the line. Zero when there is no estimate
+	// yet (fewer than two users seated from the line).
+	Wait time.Duration
+	// Waited is, for a user seated from the line (OutcomeNew or OutcomeMoved), how long
+	// since they joined it; zero otherwise.
+	Waited time.Duration
 }
 
 // ErrInvalidRequest is returned (wrapped) for a request the store cannot act on: empty pool
@@ -161,6 +220,9 @@ func (r Request) Validate() error {
 		return errors.Join(ErrInvalidRequest, errors.New("no servers"))
 	case r.Idle <= 0:
 		return errors.Join(ErrInvalidRequest, errors.New("idle time must be positive"))
+	}
+	if r.Queue.Max < 0 || r.Queue.On() && r.Queue.Timeout <= 0 {
+		return errors.Join(ErrInvalidRequest, errors.New("a line needs a positive timeout and a non-negative size"))
 	}
 	for _, s := range r.Servers {
 		if s.Name == "" || s.Quota < 0 {

@@ -54,13 +54,48 @@ func (s *Store) Evict(_ context.Context, pool, key string) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.expire(s.now())
-	i := p.find(key, p.hash(key))
-	if i == 0 {
-		return false, nil
+	evicted := false
+	if p.line != nil {
+		if pl := p.line.places[key]; pl != nil {
+			p.line.leave(pl)
+			evicted = true
+		}
 	}
-	p.remove(i)
-	p.changes++
-	return true, nil
+	if i := p.find(key, p.hash(key)); i != 0 {
+		p.remove(i)
+		p.changes++
+		evicted = true
+	}
+	return evicted, nil
+}
+
+// Line returns the pool's line with up to limit places from its head.
+func (s *Store) Line(_ context.Context, pool string, timeout time.Duration, limit int) (store.Line, error) {
+	p := s.lookup(pool)
+	if p == nil {
+		return store.Line{}, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.line
+	if l == nil {
+		return store.Line{}, nil
+	}
+	now := s.now()
+	if timeout > 0 {
+		l.lapse(now, timeout)
+	}
+	out := store.Line{Length: l.len(), Lapsed: l.lapsed}
+	l.headTickets(func(pl *place) bool {
+		if len(out.Head) >= limit {
+			return false
+		}
+		asked := s.epoch.Add(time.Duration(pl.asked))
+		out.Head = append(out.Head, store.Place{Key: pl.key, Position: len(out.Head) + 1,
+			Joined: s.epoch.Add(time.Duration(pl.joined)), LastSeen: asked, Lapses: asked.Add(timeout)})
+		return true
+	})
+	return out, nil
 }
 
 // LiveSeat returns the user's live seat, if any.

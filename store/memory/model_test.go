@@ -291,7 +291,7 @@ func runModel(t *testing.T, seed uint64, c modelCase, hash func(string) uint32) 
 			}
 		case r < 170:
 			limit := rng.IntN(c.keys + 2)
-			got, err := s.LiveSeats(ctx, "p", nil, 0, limit)
+			got, err := s.LiveSeats(ctx, "p", serversOf(s, "p"), 0, limit)
 			m.expire(now())
 			if err != nil {
 				fail(op, "LiveSeats: %v", err)

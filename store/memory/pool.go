@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/stickyseat/stickyseat/store"
 )
@@ -40,6 +41,9 @@ type pool struct {
 	used      []int
 	index     map[string]uint32
 	freeNames []uint32
+
+	// line is the pool's waiting line; nil while the pool's requests have the line off.
+	line *line
 }
 
 func newPool() *pool {
@@ -68,6 +72,16 @@ func (p *pool) assign(req store.Request, now int64) store.Result {
 		p.remove(i)
 	}
 
+	var waited time.Duration
+	if req.Queue.On() {
+		res, w, seat := p.queue(req, now, previous)
+		if !seat {
+			return res
+		}
+		waited = w
+	} else {
+		p.line = nil // the line was turned off: its places go with it
+	}
 	c := p.choose(req.Servers)
 	if c < 0 {
 		return store.Result{Outcome: store.OutcomeFull, Previous: previous}
@@ -81,7 +95,7 @@ func (p *pool) assign(req store.Request, now int64) store.Result {
 	if previous != "" {
 		outcome = store.OutcomeMoved
 	}
-	return store.Result{Outcome: outcome, Server: p.names[idx], Previous: previous}
+	return store.Result{Outcome: outcome, Server: p.names[idx], Previous: previous, Waited: waited}
 }
 
 // listed reports whether name is one of servers.

@@ -304,7 +304,7 @@ func TestArenaCompactedWhenIdle(t *testing.T) {
 	if got, want := f.p.arena.bytes(), keep*entrySize(100)+2*chunk; got > want || 3*got > before+3*chunk {
 		t.Errorf("arena after two thirds expired = %d bytes (%d before); want at most %d", got, before, want)
 	}
-	seats, err := f.s.LiveSeats(context.Background(), "p", nil, 0, n)
+	seats, err := f.s.LiveSeats(context.Background(), "p", serversOf(f.s, "p"), 0, n)
 	if err != nil {
 		t.Fatal(err)
 	}

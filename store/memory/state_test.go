@@ -24,7 +24,7 @@ import (
 // seatList returns every live seat of the pool, most recently seen first.
 func seatList(t *testing.T, s *memory.Store, pool string) []store.Seat {
 	t.Helper()
-	seats, err := s.LiveSeats(context.Background(), pool, nil, 0, 1<<30)
+	seats, err := s.LiveSeats(context.Background(), pool, slices.Collect(maps.Keys(s.Usage(pool))), 0, 1<<30)
 	if err != nil {
 		t.Fatalf("LiveSeats(%q): %v", pool, err)
 	}

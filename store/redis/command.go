@@ -25,12 +25,13 @@ const (
 type callTemplate struct {
 	pool    string
 	idle    time.Duration
+	queue   store.Queue
 	servers []store.Server // a copy of the request's
 	cmd     []any
 }
 
 func (t *callTemplate) matches(req store.Request) bool {
-	return t != nil && t.pool == req.Pool && t.idle == req.Idle && slices.Equal(t.servers, req.Servers)
+	return t != nil && t.pool == req.Pool && t.idle == req.Idle && t.queue == req.Queue && slices.Equal(t.servers, req.Servers)
 }
 
 // argv is the position of ARGV[i] in a command with keys keys.
@@ -43,11 +44,22 @@ func (s *Store) template(b *batcher, req store.Request) *callTemplate {
 	}
 	n := len(req.Servers)
 	keys := n + 1
-	cmd := make([]any, argv(keys, 8), argv(keys, 8+3*n))
+	if req.Queue.On() {
+		keys += len(lineKeyNames)
+	}
+	cmd := make([]any, argv(keys, 10), argv(keys, 10+3*n))
 	cmd[0], cmd[1], cmd[cmdNumKeys] = "evalsha", assignLua.Hash(), strconv.Itoa(keys)
 	cmd[cmdFirstKey] = "" // the user's key
 	for i, srv := range req.Servers {
 		cmd[cmdFirstKey+1+i] = s.serverKey(req.Pool, srv.Name)
+	}
+	cmd[argv(keys, 8)], cmd[argv(keys, 9)] = "0", "0"
+	if req.Queue.On() {
+		for i, k := range s.lineKeys(req.Pool) {
+			cmd[cmdFirstKey+1+n+i] = k
+		}
+		cmd[argv(keys, 8)] = strconv.FormatInt(ceilDiv(req.Queue.Timeout, time.Microsecond), 10)
+		cmd[argv(keys, 9)] = strconv.Itoa(req.Queue.Max)
 	}
 	cmd[argv(keys, 1)] = "" // now: Redis TIME, or the test clock
 	cmd[argv(keys, 2)] = strconv.FormatInt(ceilDiv(req.Idle, time.Microsecond), 10)
@@ -68,7 +80,7 @@ func (s *Store) template(b *batcher, req store.Request) *callTemplate {
 		}
 		cmd = append(cmd, srv.Name, strconv.Itoa(min(srv.Quota, maxQuota)), accepting)
 	}
-	t := &callTemplate{pool: req.Pool, idle: req.Idle, servers: slices.Clone(req.Servers), cmd: cmd}
+	t := &callTemplate{pool: req.Pool, idle: req.Idle, queue: req.Queue, servers: slices.Clone(req.Servers), cmd: cmd}
 	b.template.Store(t)
 	return t
 }
@@ -76,7 +88,7 @@ func (s *Store) template(b *batcher, req store.Request) *callTemplate {
 // command returns the command of req's script call, from its template.
 func (s *Store) command(t *callTemplate, req store.Request) []any {
 	cmd := slices.Clone(t.cmd)
-	keys := len(t.servers) + 1
+	keys, _ := strconv.Atoi(cmd[cmdNumKeys].(string))
 	cmd[cmdFirstKey] = s.userKey(req.Pool, req.Key)
 	cmd[argv(keys, 3)] = req.Key
 	if s.clock != nil {

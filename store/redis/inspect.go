@@ -86,23 +86,27 @@ func (s *Store) LiveSeats(ctx context.Context, pool string, servers []string, id
 	return out, nil
 }
 
-// Evict frees the user's seat at once, for every agent; the next request is a newcomer's.
-// It reports whether the user had a seat.
+// Evict frees the user's seat, and their place in the pool's line, at once, for every
+// agent; the next request is a newcomer's. It reports whether the user held either.
 func (s *Store) Evict(ctx context.Context, pool, key string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	uk := s.userKey(pool, key)
 	server, err := s.client.Get(ctx, uk).Result()
-	if errors.Is(err, goredis.Nil) {
-		return false, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		return false, fmt.Errorf("redis evict in pool %q: %w", pool, err)
 	}
-	// Both keys carry the pool's hash tag: one slot, one transaction.
+	lk := s.lineKeys(pool)
+	var inLine *goredis.IntCmd
+	// Every key carries the pool's hash tag: one slot, one transaction.
 	_, err = s.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.ZRem(ctx, s.serverKey(pool, server), key)
-		p.Del(ctx, uk)
+		if server != "" {
+			p.ZRem(ctx, s.serverKey(pool, server), key)
+			p.Del(ctx, uk)
+		}
+		inLine = p.ZRem(ctx, lk[0], key)
+		p.ZRem(ctx, lk[1], key)
+		p.HDel(ctx, lk[2], key)
 		return nil
 	})
 	if err != nil {
@@ -111,7 +115,72 @@ func (s *Store) Evict(ctx context.Context, pool, key string) (bool, error) {
 	if s.cache != nil {
 		s.cache.remove(pool, key)
 	}
-	return true, nil
+	return server != "" || inLine.Val() > 0, nil
+}
+
+// lineScript reads a pool's line after removing its lapsed places. KEYS: lineKeys. ARGV: 1 now
+// in µs or "" for Redis TIME, 2 the timeout in µs, 3 the most places to list. Reply: length,
+// lapsed count, then for each listed place: key, joined µs, last request µs.
+var lineScript = goredis.NewScript(`
+local function fmt(x) return string.format('%d', x) end
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local qtimeout = tonumber(ARGV[2])
+local line, asked, joined, meta = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if qtimeout > 0 then
+` + lapseLua + `
+end
+local out = {redis.call('ZCARD', line), tonumber(redis.call('HGET', meta, 'lapsed') or '0')}
+local limit = tonumber(ARGV[3])
+if limit > 0 then
+  for _, m in ipairs(redis.call('ZRANGE', line, 0, limit - 1)) do
+    table.insert(out, m)
+    table.insert(out, redis.call('HGET', joined, m) or '0')
+    table.insert(out, redis.call('ZSCORE', asked, m) or '0')
+  end
+end
+return out
+`)
+
+// Line returns the pool's line with up to limit places from its head, lapsed places removed.
+func (s *Store) Line(ctx context.Context, pool string, timeout time.Duration, limit int) (store.Line, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	now := ""
+	if s.clock != nil {
+		now = strconv.FormatInt(s.clock().UnixMicro(), 10)
+	}
+	reply, err := lineScript.Run(ctx, s.client, s.lineKeys(pool), now, ceilDiv(timeout, time.Microsecond), max(limit, 0)).Slice()
+	if err != nil {
+		return store.Line{}, fmt.Errorf("redis line of pool %q: %w", pool, err)
+	}
+	bad := fmt.Errorf("redis line of pool %q: unexpected reply %v", pool, reply)
+	if len(reply) < 2 || (len(reply)-2)%3 != 0 {
+		return store.Line{}, bad
+	}
+	length, ok1 := reply[0].(int64)
+	lapsed, ok2 := reply[1].(int64)
+	if !ok1 || !ok2 {
+		return store.Line{}, bad
+	}
+	out := store.Line{Length: int(length), Lapsed: uint64(lapsed)}
+	for i := 2; i+2 < len(reply); i += 3 {
+		key, _ := reply[i].(string)
+		joined, err1 := strconv.ParseFloat(fmt.Sprint(reply[i+1]), 64)
+		asked, err2 := strconv.ParseFloat(fmt.Sprint(reply[i+2]), 64)
+		if err1 != nil || err2 != nil {
+			return store.Line{}, bad
+		}
+		last := time.UnixMicro(int64(asked))
+		out.Head = append(out.Head, store.Place{Key: key, Position: len(out.Head) + 1,
+			Joined: time.UnixMicro(int64(joined)), LastSeen: last, Lapses: last.Add(timeout)})
+	}
+	return out, nil
 }
 
 // overridesKey holds operators' run-time changes (drain, quota), shared by every agent.

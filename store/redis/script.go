@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -29,11 +30,13 @@ const maxNeedRetries = 3
 
 // assignScript makes the whole look-up-or-assign decision atomically.
 //
-// KEYS[1] is the user key, KEYS[2..n+1] the listed servers' sets in configured order, and the
-// optional KEYS[n+2] the set of the unlisted server named by ARGV[6].
+// KEYS[1] is the user key, KEYS[2..n+1] the listed servers' sets in configured order; with the
+// line on, KEYS[n+2..n+5] the pool's line (see lineKeys); last, optionally, the set of the
+// unlisted server named by ARGV[6].
 // ARGV: 1 now in µs or "" to read Redis TIME, 2 idle in µs, 3 the user (set member), 4 n,
-// 5 garbage-collection limit, 6 the unlisted server whose set is KEYS[n+2] or "", 7 the TTL in
-// ms of the keys ("0": no TTL), then for each listed server: name, quota, "1" if accepting.
+// 5 garbage-collection limit, 6 the unlisted server whose set is the last key or "", 7 the TTL
+// in ms of the keys ("0": no TTL), 8 the line's timeout in µs ("0": no line), 9 the line's
+// size limit, then for each listed server: name, quota, "1" if accepting.
 //
 // A seat refreshed at t has score t and is live while now < t+idle, i.e. score > now-idle.
 // Numbers cross into Redis commands through fmt() because Lua's default %.14g would round
@@ -44,7 +47,23 @@ const maxNeedRetries = 3
 // requires every key to be declared), so the script answers {"need", server} without writing
 // anything and the caller runs it again with that key added.
 //
-// Replies: {"hit"|"new"|"moved"|"full", server, previous} or {"need", server, ""}.
+// Replies: {status, server, previous, position, wait µs, waited µs}, status one of "hit",
+// "new", "moved", "full", "queued" or "need" (then server is the unlisted one).
+// lapseLua removes the places of the line (local names line, asked, joined, meta) whose user
+// has not asked for qtimeout µs: a place asked for at t lapses at t+qtimeout exactly. Each place
+// is removed once, so the work is amortized O(1) per place.
+const lapseLua = `
+  local lapsed = redis.call('ZRANGEBYSCORE', asked, '-inf', fmt(now - qtimeout))
+  if #lapsed > 0 then
+    for _, m in ipairs(lapsed) do
+      redis.call('ZREM', line, m)
+      redis.call('HDEL', joined, m)
+    end
+    redis.call('ZREMRANGEBYSCORE', asked, '-inf', fmt(now - qtimeout))
+    redis.call('HINCRBY', meta, 'lapsed', #lapsed)
+  end
+`
+
 const assignScript = `
 local function fmt(x) return string.format('%d', x) end
 
@@ -64,9 +83,11 @@ local ttl = ARGV[7]
 local cut = now - idle
 local nowS, cutS = fmt(now), fmt(cut)
 
-local function name(i) return ARGV[5 + 3 * i] end
-local function quota(i) return tonumber(ARGV[6 + 3 * i]) end
-local function accepting(i) return ARGV[7 + 3 * i] == '1' end
+local qtimeout = tonumber(ARGV[8])
+local function name(i) return ARGV[7 + 3 * i] end
+local function quota(i) return tonumber(ARGV[8 + 3 * i]) end
+local function accepting(i) return ARGV[9 + 3 * i] == '1' end
+local function reply(status, server, previous) return {status, server, previous, '0', '0', '0'} end
 
 -- Remove at most gclimit expired seats: they are the lowest scores, so ranks 0..k-1.
 local function collect(key)
@@ -106,39 +127,82 @@ if prev then
     if score and tonumber(score) > cut then
       seat(listed, true)
       collect(key)
-      return {'hit', prev, ''}
+      return reply('hit', prev, '')
     end
     redis.call('ZREM', key, member)
   elseif extra ~= prev then
-    return {'need', prev, ''}
+    return reply('need', prev, '')
   else
-    local key = KEYS[n + 2]
+    local key = KEYS[#KEYS]
     local score = redis.call('ZSCORE', key, member)
     if score and tonumber(score) > cut then released = prev end
     redis.call('ZREM', key, member)
   end
 end
 
-local best, bestUsed, bestQuota = nil, 0, 0
+local best, bestUsed, bestQuota, free = nil, 0, 0, 0
 for i = 1, n do
   local key = KEYS[1 + i]
   collect(key)
   if accepting(i) then
     local q = quota(i)
     local used = redis.call('ZCOUNT', key, '(' .. cutS, '+inf')
-    if used < q and (best == nil or used * bestQuota < bestUsed * q) then
-      best, bestUsed, bestQuota = i, used, q
+    if used < q then
+      free = free + q - used
+      if best == nil or used * bestQuota < bestUsed * q then
+        best, bestUsed, bestQuota = i, used, q
+      end
     end
+  end
+end
+
+local waited = 0
+if qtimeout > 0 then
+  local line, asked, joined, meta = KEYS[n + 2], KEYS[n + 3], KEYS[n + 4], KEYS[n + 5]
+` + lapseLua + `
+  local len = redis.call('ZCARD', line)
+  local rank = redis.call('ZRANK', line, member)
+  local admit
+  if rank then admit = free >= rank + 1 else admit = free > len end
+  if not admit then
+    redis.call('DEL', KEYS[1])
+    if not rank then
+      if len >= tonumber(ARGV[9]) then return reply('full', '', released) end
+      redis.call('ZADD', line, redis.call('HINCRBY', meta, 'ticket', 1), member)
+      redis.call('HSET', joined, member, nowS)
+      rank = len
+    end
+    redis.call('ZADD', asked, nowS, member)
+    if ttl ~= '0' then
+      local qttl = fmt(math.floor(qtimeout / 1000) + 1)
+      for _, k in ipairs({line, asked, joined, meta}) do redis.call('PEXPIRE', k, qttl) end
+    end
+    local interval = tonumber(redis.call('HGET', meta, 'interval') or '0')
+    return {'queued', '', released, fmt(rank + 1), fmt(interval * (rank + 1)), '0'}
+  end
+  if rank then
+    waited = now - tonumber(redis.call('HGET', joined, member))
+    redis.call('ZREM', line, member)
+    redis.call('ZREM', asked, member)
+    redis.call('HDEL', joined, member)
+    local last = redis.call('HGET', meta, 'last')
+    if last then
+      local gap = now - tonumber(last)
+      local interval = tonumber(redis.call('HGET', meta, 'interval') or '0')
+      if interval == 0 then interval = gap else interval = math.floor((7 * interval + 3 * gap) / 10) end
+      redis.call('HSET', meta, 'interval', fmt(interval))
+    end
+    redis.call('HSET', meta, 'last', nowS)
   end
 end
 
 if best == nil then
   redis.call('DEL', KEYS[1])
-  return {'full', '', released}
+  return reply('full', '', released)
 end
 seat(best)
-if released ~= '' then return {'moved', name(best), released} end
-return {'new', name(best), ''}
+if released ~= '' then return {'moved', name(best), released, '0', '0', fmt(waited)} end
+return {'new', name(best), '', '0', '0', fmt(waited)}
 `
 
 var assignLua = goredis.NewScript(assignScript)
@@ -146,6 +210,20 @@ var assignLua = goredis.NewScript(assignScript)
 // serverKey is the sorted set of one server's seats, user keys scored by last refresh in µs.
 func (s *Store) serverKey(pool, server string) string {
 	return s.prefix + "{" + pool + "}:srv:" + server
+}
+
+// lineKeyNames name the keys of a pool's line: the places scored by ticket (join order), the
+// places scored by last request in µs (lapses), the join time of each place, and the line's
+// counters (ticket, lapsed, last, interval).
+var lineKeyNames = [...]string{"line", "asked", "joined", "meta"}
+
+// lineKeys returns the keys of the pool's line, in lineKeyNames order.
+func (s *Store) lineKeys(pool string) []string {
+	out := make([]string, len(lineKeyNames))
+	for i, name := range lineKeyNames {
+		out[i] = s.prefix + "{" + pool + "}:" + name
+	}
+	return out
 }
 
 // userKey holds the name of the server on which the user sits.
@@ -168,15 +246,14 @@ func (s *Store) decide(ctx context.Context, deadline time.Time, req store.Reques
 		if err != nil {
 			return store.Result{}, err
 		}
-		status, server, previous, err := parseReply(reply)
+		status, res, err := parseReply(reply)
 		if err != nil {
 			return store.Result{}, err
 		}
 		if status == "need" {
-			cmd = s.withUnlisted(base, req.Pool, server)
+			cmd = s.withUnlisted(base, req.Pool, res.Server)
 			continue
 		}
-		res := store.Result{Server: server, Previous: previous}
 		switch status {
 		case "hit":
 			res.Outcome = store.OutcomeHit
@@ -186,6 +263,8 @@ func (s *Store) decide(ctx context.Context, deadline time.Time, req store.Reques
 			res.Outcome = store.OutcomeMoved
 		case "full":
 			res.Outcome = store.OutcomeFull
+		case "queued":
+			res.Outcome = store.OutcomeQueued
 		default:
 			return store.Result{}, fmt.Errorf("unexpected script status %q", status)
 		}
@@ -194,19 +273,29 @@ func (s *Store) decide(ctx context.Context, deadline time.Time, req store.Reques
 	return store.Result{}, errors.New("seat kept moving between unlisted servers, giving up")
 }
 
-// parseReply reads the script's three-string reply.
-func parseReply(reply any) (status, server, previous string, err error) {
+// parseReply reads the script's reply: status, server, previous, then the position, wait and
+// waited as decimal integers (µs for the durations).
+func parseReply(reply any) (string, store.Result, error) {
 	fields, ok := reply.([]any)
-	if !ok || len(fields) != 3 {
-		return "", "", "", fmt.Errorf("unexpected script reply %v", reply)
+	if !ok || len(fields) != 6 {
+		return "", store.Result{}, fmt.Errorf("unexpected script reply %v", reply)
 	}
-	var out [3]string
+	var out [6]string
 	for i, f := range fields {
 		if out[i], ok = f.(string); !ok {
-			return "", "", "", fmt.Errorf("unexpected script reply %v", reply)
+			return "", store.Result{}, fmt.Errorf("unexpected script reply %v", reply)
 		}
 	}
-	return out[0], out[1], out[2], nil
+	var nums [3]int64
+	for i := range nums {
+		n, err := strconv.ParseInt(out[3+i], 10, 64)
+		if err != nil {
+			return "", store.Result{}, fmt.Errorf("unexpected script reply %v", reply)
+		}
+		nums[i] = n
+	}
+	return out[0], store.Result{Server: out[1], Previous: out[2], Position: int(nums[0]),
+		Wait: time.Duration(nums[1]) * time.Microsecond, Waited: time.Duration(nums[2]) * time.Microsecond}, nil
 }
 
 // ceilDiv returns d in whole units, rounded up, so that a seat never lives shorter than asked.

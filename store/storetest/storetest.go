@@ -79,6 +79,9 @@ func Run(t *testing.T, newStore func(t *testing.T, clock *Clock) store.Store, op
 	t.Run("LiveSeat", s.liveSeat)
 	t.Run("Evict", s.evict)
 	t.Run("Overrides", s.overrides)
+	t.Run("Line", s.line)
+	t.Run("LineInspection", s.lineInspection)
+	t.Run("LineConcurrency", s.lineConcurrency)
 }
 
 // Option changes how the suite runs.
@@ -127,7 +130,13 @@ func (e *env) pool(name string) string {
 // assign makes one request in a logical pool and fails the test on an error.
 func (e *env) assign(pool, key string, servers []store.Server) store.Result {
 	e.t.Helper()
-	req := store.Request{Pool: e.pool(pool), Key: key, Servers: servers, Idle: idle}
+	return e.assignQ(pool, key, servers, store.Queue{})
+}
+
+// assignQ is assign with the pool's line set to q.
+func (e *env) assignQ(pool, key string, servers []store.Server, q store.Queue) store.Result {
+	e.t.Helper()
+	req := store.Request{Pool: e.pool(pool), Key: key, Servers: servers, Idle: idle, Queue: q}
 	got, err := e.store.Assign(context.Background(), req)
 	if err != nil {
 		e.t.Fatalf("Assign(%q, %q, %v) error: %v", req.Pool, key, servers, err)
@@ -141,6 +150,7 @@ type step struct {
 	pool    string        // logical pool; "" is the main pool
 	key     string
 	servers []store.Server
+	queue   store.Queue // the pool's line; zero: off
 	want    store.Result
 }
 
@@ -158,7 +168,7 @@ func (s *suite) play(t *testing.T, scenarios []scenario) {
 			e := s.env(t)
 			for i, st := range sc.steps {
 				e.clock.Advance(st.after)
-				got := e.assign(st.pool, st.key, st.servers)
+				got := e.assignQ(st.pool, st.key, st.servers, st.queue)
 				if got != st.want {
 					t.Fatalf("step %d at start+%v: Assign(pool %q, key %q, %v) = %+v; want %+v",
 						i, e.clock.Now().Sub(start), st.pool, st.key, st.servers, got, st.want)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,9 @@ type Load struct {
 	Rate int
 	// Timeout bounds one request (dial, send, answer).
 	Timeout time.Duration
+	// Jitter moves each request by up to this fraction of a worker's interval, either way, so
+	// users ask in a shifting order, as real ones do (0: a fixed order).
+	Jitter float64
 
 	mu      sync.Mutex
 	replies []Reply
@@ -57,7 +61,11 @@ func (l *Load) Run(ctx context.Context) {
 			// Stagger the workers so the rate is even.
 			next := time.Now().Add(time.Duration(w) * interval / time.Duration(l.Workers))
 			for k := 0; ; k = (k + 1) % len(own) {
-				if wait := time.Until(next); wait > 0 {
+				at := next
+				if l.Jitter > 0 {
+					at = at.Add(time.Duration((rand.Float64()*2 - 1) * l.Jitter * float64(interval)))
+				}
+				if wait := time.Until(at); wait > 0 {
 					select {
 					case <-ctx.Done():
 						return

@@ -69,8 +69,9 @@ func TestRedisLosesItsData(t *testing.T) {
 // kill -9 of Redis, and checks every answer.
 func runSeatLoss(t *testing.T, redisArgs []string, loses bool) Report {
 	r := startRig(t, rigOptions{Quota: lossQuota, Idle: lossIdle, RedisArgs: redisArgs})
-	// Each user asks about once a second.
-	load := &Load{Users: lossUsers, Workers: 15, Rate: lossUsers, Timeout: 3 * time.Second}
+	// Each user asks about once a second, the users in a shifting order: after the restart they
+	// ask again in another order than they first came, as real users do.
+	load := &Load{Users: lossUsers, Workers: 16, Rate: lossUsers, Timeout: 3 * time.Second, Jitter: 0.9}
 	for _, n := range r.nodes {
 		load.Frontends = append(load.Frontends, n.stack.Frontend)
 	}

@@ -37,7 +37,7 @@ type Store struct {
 	overridesMu sync.Mutex
 	overrides   map[string]string
 
-	// saveMu serializes SaveFile, whose temporary file has a fixed name.
+	// saveMu serializes SaveFile, so that an older save never renames over a newer one.
 	saveMu sync.Mutex
 }
 

@@ -372,3 +372,30 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigErrorPlaces: Validate says which pool, server and field a problem is in, so a
+// loader can point at the line that wrote it.
+func TestConfigErrorPlaces(t *testing.T) {
+	web := pool(up("s1", 6), up("s2", 5))
+	tests := []struct {
+		name string
+		cfg  assign.Config
+		want assign.ConfigError // Err left out
+	}{
+		{"duplicate pool", assign.Config{Pools: []assign.Pool{web, {Name: "api", IdleTimeout: idle, Servers: []assign.Server{up("a1", 1)}}, web}}, assign.ConfigError{Pool: 2, Server: -1, Field: "Name", First: 0}},
+		{"duplicate server", assign.Config{Pools: []assign.Pool{pool(up("s1", 1), up("s2", 1), up("s1", 1))}}, assign.ConfigError{Pool: 0, Server: 2, Field: "Name", First: 0}},
+		{"zero quota", assign.Config{Pools: []assign.Pool{web, {Name: "api", IdleTimeout: idle, Servers: []assign.Server{up("a1", 1), up("a2", 0)}}}}, assign.ConfigError{Pool: 1, Server: 1, Field: "Quota", First: -1}},
+		{"quotas above max seats", assign.Config{MaxSeats: 10, Pools: []assign.Pool{web}}, assign.ConfigError{Pool: 0, Server: -1, First: -1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *assign.ConfigError
+			if err := tt.cfg.Validate(); !errors.As(err, &got) {
+				t.Fatalf("Validate() = %v; want a *ConfigError", err)
+			}
+			if g := (assign.ConfigError{Pool: got.Pool, Server: got.Server, Field: got.Field, First: got.First}); g != tt.want {
+				t.Errorf("Validate() placed %+v; want %+v", g, tt.want)
+			}
+		})
+	}
+}

@@ -137,27 +137,95 @@ func (p Pool) Clone() Pool {
 
 // Validate reports the first problem that would make decisions meaningless. It is the one
 // check every configuration passes, whatever its source (flags, a file, a run-time change).
+// A problem in a pool or server is a *ConfigError, so a loader can say where it was written.
 func (c Config) Validate() error {
 	if len(c.Pools) == 0 {
 		return errors.New("no pools configured")
 	}
-	seen := make(map[string]bool, len(c.Pools))
-	for _, p := range c.Pools {
+	first := make(map[string]int, len(c.Pools))
+	for i, p := range c.Pools {
+		bad := func(field string, format string, args ...any) *ConfigError {
+			return &ConfigError{Pool: i, Server: -1, Field: field, First: -1, Err: fmt.Errorf(format, args...)}
+		}
 		if p.Name == "" {
-			return errors.New("pool with an empty name")
+			return bad("Name", "pool with an empty name")
 		}
 		if err := ValidName(p.Name); err != nil {
-			return fmt.Errorf("pool name %q: %w", p.Name, err)
+			return bad("Name", "pool name %q: %w", p.Name, err)
 		}
-		if seen[p.Name] {
-			return fmt.Errorf("duplicate pool %q", p.Name)
+		if j, dup := first[p.Name]; dup {
+			e := bad("Name", "duplicate pool %q", p.Name)
+			e.First = j
+			return e
 		}
-		seen[p.Name] = true
-		if err := p.Validate(); err != nil {
+		first[p.Name] = i
+		if err := p.validate(i); err != nil {
 			return err
 		}
 		if total := p.Seats(); c.MaxSeats > 0 && total > c.MaxSeats {
-			return fmt.Errorf("pool %q: quotas add up to %d seats, above the limit of %d seats per pool (raise --max-seats)", p.Name, total, c.MaxSeats)
+			return bad("", "pool %q: quotas add up to %d seats, above the limit of %d seats per pool (raise --max-seats)", p.Name, total, c.MaxSeats)
+		}
+	}
+	return nil
+}
+
+// ConfigError is a problem Validate found in one pool or one of its servers. Its indexes let
+// a loader point at where that pool or server was written, such as a line of a file.
+type ConfigError struct {
+	// Pool indexes Config.Pools.
+	Pool int
+	// Server indexes the pool's Servers; -1 when the problem is the pool's.
+	Server int
+	// Field names the field at fault (Name, Quota, IdleTimeout, ...); empty when it is the
+	// pool or server as a whole.
+	Field string
+	// First indexes the first pool (or server of the pool) of the same name when the problem
+	// is a name given twice; -1 otherwise.
+	First int
+	// Err says what is wrong, naming the pool (and server).
+	Err error
+}
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// validate checks the pool at index i of its Config.
+func (p Pool) validate(i int) error {
+	bad := func(server int, field string, format string, args ...any) *ConfigError {
+		return &ConfigError{Pool: i, Server: server, Field: field, First: -1, Err: fmt.Errorf(format, args...)}
+	}
+	if len(p.Servers) == 0 {
+		return bad(-1, "Servers", "pool %q has no servers", p.Name)
+	}
+	if p.IdleTimeout <= 0 {
+		return bad(-1, "IdleTimeout", "pool %q: idle timeout must be positive, got %s", p.Name, p.IdleTimeout)
+	}
+	if p.DownGrace < 0 {
+		return bad(-1, "DownGrace", "pool %q: down grace must not be negative, got %s", p.Name, p.DownGrace)
+	}
+	if p.DownPolicy > DownKeep {
+		return bad(-1, "DownPolicy", "pool %q: unknown down policy %d", p.Name, p.DownPolicy)
+	}
+	first := make(map[string]int, len(p.Servers))
+	for j, s := range p.Servers {
+		if s.Name == "" {
+			return bad(j, "Name", "pool %q: server with an empty name", p.Name)
+		}
+		if err := ValidName(s.Name); err != nil {
+			return bad(j, "Name", "pool %q: server name %q: %w", p.Name, s.Name, err)
+		}
+		if k, dup := first[s.Name]; dup {
+			e := bad(j, "Name", "pool %q: duplicate server %q", p.Name, s.Name)
+			e.First = k
+			return e
+		}
+		first[s.Name] = j
+		if s.Quota <= 0 {
+			return bad(j, "Quota", "pool %q: server %q: quota must be positive, got %d", p.Name, s.Name, s.Quota)
+		}
+		if s.State > StateDown {
+			return bad(j, "State", "pool %q: server %q: unknown state %d", p.Name, s.Name, s.State)
 		}
 	}
 	return nil
@@ -183,42 +251,6 @@ func ValidName(name string) error {
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
 			return fmt.Errorf("character %q not allowed: use letters, digits, '_', '-' and '.'", r)
-		}
-	}
-	return nil
-}
-
-// Validate checks one pool.
-func (p Pool) Validate() error {
-	if len(p.Servers) == 0 {
-		return fmt.Errorf("pool %q has no servers", p.Name)
-	}
-	if p.IdleTimeout <= 0 {
-		return fmt.Errorf("pool %q: idle timeout must be positive, got %s", p.Name, p.IdleTimeout)
-	}
-	if p.DownGrace < 0 {
-		return fmt.Errorf("pool %q: down grace must not be negative, got %s", p.Name, p.DownGrace)
-	}
-	if p.DownPolicy > DownKeep {
-		return fmt.Errorf("pool %q: unknown down policy %d", p.Name, p.DownPolicy)
-	}
-	names := make(map[string]bool, len(p.Servers))
-	for _, s := range p.Servers {
-		if s.Name == "" {
-			return fmt.Errorf("pool %q: server with an empty name", p.Name)
-		}
-		if err := ValidName(s.Name); err != nil {
-			return fmt.Errorf("pool %q: server name %q: %w", p.Name, s.Name, err)
-		}
-		if names[s.Name] {
-			return fmt.Errorf("pool %q: duplicate server %q", p.Name, s.Name)
-		}
-		names[s.Name] = true
-		if s.Quota <= 0 {
-			return fmt.Errorf("pool %q: server %q: quota must be positive, got %d", p.Name, s.Name, s.Quota)
-		}
-		if s.State > StateDown {
-			return fmt.Errorf("pool %q: server %q: unknown state %d", p.Name, s.Name, s.State)
 		}
 	}
 	return nil

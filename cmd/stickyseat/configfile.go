@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -42,6 +43,17 @@ type filePool struct {
 	// HAProxy has Backend set even when the file leaves it out; a server's Addr is empty
 	// when the file gives no address.
 	HAProxy haproxy.Pool
+
+	at      filePos   // where the pool is written
+	servers []filePos // where each server is written, in order; nil once flags replace them
+}
+
+// filePos is where a pool or server is written in the file, to place the errors found when
+// the whole configuration is validated.
+type filePos struct {
+	path     string // pools[0] or pools[0].servers[1]
+	line     int    // of the item
+	nameLine int    // of its name
 }
 
 // policy is the assign configuration of every pool, in file order.
@@ -51,6 +63,16 @@ func (f fileConfig) policy() assign.Config {
 		c.Pools[i] = p.Pool
 	}
 	return c
+}
+
+// pools is the file as a run's configuration; serversFlag says --servers replaced the only
+// pool's servers.
+func (f fileConfig) pools(serversFlag bool) pools {
+	p := pools{Policy: f.policy(), KeyRules: f.keyRules(), Source: f.Path, file: &f, serversFlag: serversFlag}
+	for _, fp := range f.Pools {
+		p.HAProxy = append(p.HAProxy, fp.HAProxy)
+	}
+	return p
 }
 
 // keyRules are the pools' key rules by pool name. The only pool of a file is also the
@@ -66,18 +88,20 @@ func (f fileConfig) keyRules() map[string]agent.KeyRule {
 	return rules
 }
 
-// loadConfigFile reads and validates the config file at path; errors name path as given.
+// loadConfigFile reads and decodes the config file at path; errors name path as given. What
+// needs the whole configuration (duplicate names, --max-seats) is checked by pools.validate.
 func loadConfigFile(path string) (fileConfig, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fileConfig{}, err
 	}
-	return parseConfigFile(path, data)
+	return decodeConfigFile(path, data)
 }
 
-// parseConfigFile validates data, the content of the file called name, and reports the first
-// problem found. Fields are checked in a fixed order, not in file order.
-func parseConfigFile(name string, data []byte) (fileConfig, error) {
+// decodeConfigFile reads data, the content of the file called name, into a fileConfig with
+// every default filled in, and reports the first value that cannot be read. Fields are
+// checked in a fixed order, not in file order.
+func decodeConfigFile(name string, data []byte) (fileConfig, error) {
 	d := configDecoder{file: name}
 	root, err := d.document(data)
 	if err != nil {
@@ -102,26 +126,51 @@ func parseConfigFile(name string, data []byte) (fileConfig, error) {
 		return fileConfig{}, err
 	}
 	cfg := fileConfig{Path: name}
-	poolLines := map[string]int{}
-	backends := map[string]string{haproxy.Frontend: "the frontend", haproxy.AgentBackend: "the agent backend"}
+	backends := map[string]backendOwner{haproxy.Frontend: {by: "the frontend"}, haproxy.AgentBackend: {by: "the agent backend"}}
 	for i, item := range items {
-		p, err := d.pool(item, fmt.Sprintf("pools[%d]", i), maxUsers, poolLines, backends)
+		p, err := d.pool(item, fmt.Sprintf("pools[%d]", i), maxUsers, backends)
 		if err != nil {
 			return fileConfig{}, err
 		}
 		cfg.Pools = append(cfg.Pools, p)
 	}
-	// Everything assign checks was checked above, with a line; this only guards against the
-	// two drifting apart.
-	if err := cfg.policy().Validate(); err != nil {
-		return fileConfig{}, fmt.Errorf("%s: %w", name, err)
-	}
 	return cfg, nil
 }
 
-// pool reads pools[i]. poolLines holds the pool names seen so far and the line of each;
-// backends the HAProxy proxy names taken so far and by what.
-func (d configDecoder) pool(n *yaml.Node, path string, maxUsers int, poolLines map[string]int, backends map[string]string) (filePool, error) {
+// place turns an error of assign.Config.Validate on this file's pools into one at the line
+// and path of the pool or server at fault, worded as the file's other errors.
+func (f fileConfig) place(err error) error {
+	var ce *assign.ConfigError
+	if !errors.As(err, &ce) || ce.Pool < 0 || ce.Pool >= len(f.Pools) {
+		return fmt.Errorf("%s: %w", f.Path, err)
+	}
+	d := configDecoder{file: f.Path}
+	fp := f.Pools[ce.Pool]
+	if ce.Server < 0 {
+		if ce.First >= 0 && ce.First < len(f.Pools) {
+			return d.errorf(fp.at.nameLine, fp.at.path+".name", "duplicate pool %q (first at line %d)", fp.Pool.Name, f.Pools[ce.First].at.nameLine)
+		}
+		return &fileError{Name: f.Path, Line: fp.at.line, Field: fp.at.path, Err: err}
+	}
+	if ce.Server >= len(fp.servers) { // servers given by flags
+		return fmt.Errorf("%s: %w", f.Path, err)
+	}
+	at := fp.servers[ce.Server]
+	if ce.First >= 0 {
+		return d.errorf(at.nameLine, at.path+".name", "duplicate server %q in pool %q", fp.Pool.Servers[ce.Server].Name, fp.Pool.Name)
+	}
+	return &fileError{Name: f.Path, Line: at.line, Field: at.path, Err: err}
+}
+
+// backendOwner is what took an HAProxy proxy name: a pool (its path) or a generated proxy.
+type backendOwner struct {
+	by        string
+	byDefault bool // a pool's default backend name, not one the file gives
+}
+
+// pool reads pools[i]; backends holds the HAProxy proxy names taken so far. A backend name
+// two pools share is refused here, with its line: haproxy-config could not write them.
+func (d configDecoder) pool(n *yaml.Node, path string, maxUsers int, backends map[string]backendOwner) (filePool, error) {
 	var fp filePool
 	m, err := d.fields(n, path, "name", "idle-timeout", "down-grace", "down-policy", "key-from-body", "key-fallback", "haproxy", "servers")
 	if err != nil {
@@ -135,10 +184,7 @@ func (d configDecoder) pool(n *yaml.Node, path string, maxUsers int, poolLines m
 	if err != nil {
 		return fp, err
 	}
-	if first, dup := poolLines[name]; dup {
-		return fp, d.errorf(e.line, e.path, "duplicate pool %q (first at line %d)", name, first)
-	}
-	poolLines[name] = e.line
+	at := filePos{path: path, line: m.line, nameLine: e.line}
 	p := assign.Pool{Name: name, IdleTimeout: defaultIdleTimeout, DownGrace: assign.DefaultDownGrace}
 
 	if e, ok := m.get("idle-timeout"); ok {
@@ -205,13 +251,16 @@ func (d configDecoder) pool(n *yaml.Node, path string, maxUsers int, poolLines m
 			backend, explicit = e, true
 		}
 	}
-	if other, taken := backends[hp.Backend]; taken {
-		if !explicit {
-			return fp, d.errorf(backend.line, backend.path, "backend %q, the default for pool %q, is already used by %s: set another", hp.Backend, name, other)
-		}
-		return fp, d.errorf(backend.line, backend.path, "backend %q is already used by %s", hp.Backend, other)
+	switch other, taken := backends[hp.Backend]; {
+	case !taken:
+		backends[hp.Backend] = backendOwner{by: path, byDefault: !explicit}
+	case !explicit && other.byDefault:
+		// Two pools of the same name: validate reports the name, the cause.
+	case !explicit:
+		return fp, d.errorf(backend.line, backend.path, "backend %q, the default for pool %q, is already used by %s: set another", hp.Backend, name, other.by)
+	default:
+		return fp, d.errorf(backend.line, backend.path, "backend %q is already used by %s", hp.Backend, other.by)
 	}
-	backends[hp.Backend] = path
 
 	e, ok := m.get("servers")
 	if !ok {
@@ -221,62 +270,59 @@ func (d configDecoder) pool(n *yaml.Node, path string, maxUsers int, poolLines m
 	if err != nil {
 		return fp, err
 	}
+	var servers []filePos
 	for j, item := range items {
-		s, addr, err := d.server(item, fmt.Sprintf("%s.servers[%d]", path, j), name, maxUsers, p.Servers)
+		s, addr, pos, err := d.server(item, fmt.Sprintf("%s.servers[%d]", path, j), maxUsers)
 		if err != nil {
 			return fp, err
 		}
 		p.Servers = append(p.Servers, s)
 		hp.Servers = append(hp.Servers, haproxy.Server{Name: s.Name, Addr: addr})
+		servers = append(servers, pos)
 	}
-	return filePool{Pool: p, KeyRule: rule, HAProxy: hp}, nil
+	return filePool{Pool: p, KeyRule: rule, HAProxy: hp, at: at, servers: servers}, nil
 }
 
-// server reads one server of pool; earlier are the pool's servers read before it.
-func (d configDecoder) server(n *yaml.Node, path, pool string, maxUsers int, earlier []assign.Server) (assign.Server, string, error) {
-	s := assign.Server{Quota: maxUsers}
+// server reads one server of a pool.
+func (d configDecoder) server(n *yaml.Node, path string, maxUsers int) (s assign.Server, addr string, at filePos, err error) {
+	s = assign.Server{Quota: maxUsers}
 	m, err := d.fields(n, path, "name", "quota", "state", "address")
 	if err != nil {
-		return s, "", err
+		return s, "", at, err
 	}
 	e, err := m.required("name")
 	if err != nil {
-		return s, "", err
+		return s, "", at, err
 	}
 	if s.Name, err = d.name(e); err != nil {
-		return s, "", err
+		return s, "", at, err
 	}
-	for _, o := range earlier {
-		if o.Name == s.Name {
-			return s, "", d.errorf(e.line, e.path, "duplicate server %q in pool %q", s.Name, pool)
-		}
-	}
+	at = filePos{path: path, line: m.line, nameLine: e.line}
 	if e, ok := m.get("quota"); ok {
 		if s.Quota, err = d.positive(e); err != nil {
-			return s, "", err
+			return s, "", at, err
 		}
 	} else if maxUsers == 0 {
-		return s, "", d.errorf(m.line, path+".quota", "required (or set a top-level max-users)")
+		return s, "", at, d.errorf(m.line, path+".quota", "required (or set a top-level max-users)")
 	}
 	if e, ok := m.get("state"); ok {
 		v, err := d.scalar(e)
 		if err != nil {
-			return s, "", err
+			return s, "", at, err
 		}
 		if s.State, err = assign.ParseState(v); err != nil {
-			return s, "", d.wrap(e, err)
+			return s, "", at, d.wrap(e, err)
 		}
 	}
-	var addr string
 	if e, ok := m.get("address"); ok {
 		if addr, err = d.scalar(e); err != nil {
-			return s, "", err
+			return s, "", at, err
 		}
 		if err := checkServerAddr(addr); err != nil {
-			return s, "", d.wrap(e, err)
+			return s, "", at, d.wrap(e, err)
 		}
 	}
-	return s, addr, nil
+	return s, addr, at, nil
 }
 
 // parseGrace is parseDuration that also accepts zero: a down-grace of 0s moves users at once.

@@ -118,6 +118,16 @@ var goodConfigFiles = map[string][]poolView{
 	},
 }
 
+// parseConfigFile decodes data, the content of the file called name, and validates it as
+// loadPools does with no other flag.
+func parseConfigFile(name string, data []byte) (fileConfig, error) {
+	f, err := decodeConfigFile(name, data)
+	if err != nil {
+		return f, err
+	}
+	return f, f.pools(false).validate()
+}
+
 func readTestdata(t *testing.T, name string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name))
@@ -303,6 +313,7 @@ func TestLoadConfigFileNamesThePath(t *testing.T) {
 
 func TestCheckConfig(t *testing.T) {
 	good := filepath.Join("testdata", "good-three-pools.yaml")
+	big := writeFile(t, "pools:\n- name: web\n  servers: [{name: s1, quota: 3000000}, {name: s2, quota: 2000001}]\n")
 	tests := []struct {
 		name    string
 		args    []string
@@ -321,9 +332,9 @@ func TestCheckConfig(t *testing.T) {
 		{"no file", nil, "", "", "--config: no config file given (or set STICKYSEAT_CONFIG)"},
 		// serve refuses these: check-config applies the same --max-seats, default included.
 		{"quotas past --max-seats", []string{"--config", filepath.Join("testdata", "good-one-pool.yaml"), "--max-seats", "5"}, "", "",
-			`pool "web": quotas add up to 6 seats, above the limit of 5 seats per pool (raise --max-seats)`},
-		{"quotas past the default --max-seats", []string{"--config", writeFile(t, "pools:\n- name: web\n  servers: [{name: s1, quota: 3000000}, {name: s2, quota: 2000001}]\n")}, "", "",
-			`pool "web": quotas add up to 5000001 seats, above the limit of 5000000 seats per pool (raise --max-seats)`},
+			filepath.Join("testdata", "good-one-pool.yaml") + `:3: pools[0]: pool "web": quotas add up to 6 seats, above the limit of 5 seats per pool (raise --max-seats)`},
+		{"quotas past the default --max-seats", []string{"--config", big}, "", "",
+			big + `:2: pools[0]: pool "web": quotas add up to 5000001 seats, above the limit of 5000000 seats per pool (raise --max-seats)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -376,7 +387,7 @@ func TestShortDuration(t *testing.T) {
 }
 
 // TestNamesOneRule: --servers, --pool and the file refuse the same names (assign.ValidName),
-// so serve never accepts a server haproxy-config cannot write.
+// so serve never accepts a server haproxy-config cannot write, and duplicate names alike.
 func TestNamesOneRule(t *testing.T) {
 	tests := []struct {
 		name string
@@ -387,6 +398,10 @@ func TestNamesOneRule(t *testing.T) {
 			`:3: pools[0].servers[0].name: "s1:a" is not a valid name (use letters, digits, '_', '-' and '.')`},
 		{"--servers with a colon", []string{"serve", "--servers", "s1:a"}, `--servers: server name "s1:a": character ':' not allowed: use letters, digits, '_', '-' and '.'`},
 		{"--pool with a slash", []string{"serve", "--servers", "s1", "--pool", "a/b"}, `pool name "a/b": character '/' not allowed: use letters, digits, '_', '-' and '.'`},
+		// Duplicates are found by assign.Config.Validate alone, placed where they were written.
+		{"duplicate pool after an explicit backend", []string{"check-config", "--config", writeFile(t, "pools:\n- name: web\n  haproxy: {backend: be_web}\n  servers: [{name: s1, quota: 1}]\n- name: web\n  servers: [{name: s1, quota: 1}]\n")},
+			`:5: pools[1].name: duplicate pool "web" (first at line 2)`},
+		{"duplicate server from --servers over a file", []string{"haproxy-config", "--config", filepath.Join("testdata", "good-one-pool.yaml"), "--servers", "s1,s1", "--server-addr", "s1=127.0.0.1:1"}, `--servers: duplicate server "s1"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

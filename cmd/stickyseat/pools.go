@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -20,13 +21,46 @@ type pools struct {
 	HAProxy []haproxy.Pool
 	// Source says where they came from, for logs.
 	Source string
+
+	file        *fileConfig // the file they were read from, to place errors; nil for flags alone
+	serversFlag bool        // the servers came from --servers
+}
+
+// validate is the one check of a configuration, whatever loaded it (serve, check-config,
+// haproxy-config, SIGHUP and --watch-config reloads): assign's rules, names, duplicates,
+// quotas and --max-seats included. A problem in a pool or server written in the file is
+// placed at its line.
+func (p pools) validate() error {
+	err := p.Policy.Validate()
+	var ce *assign.ConfigError
+	switch {
+	case err == nil || !errors.As(err, &ce):
+		return err
+	case p.serversFlag && ce.Server >= 0 && ce.First >= 0:
+		return fmt.Errorf("--servers: duplicate server %q", p.Policy.Pools[ce.Pool].Servers[ce.Server].Name)
+	case p.file != nil:
+		return p.file.place(err)
+	}
+	return err
 }
 
 // overridable are the flags that, given with --config, override the file's only pool.
 var overridable = []string{"servers", "max-users", "idle-timeout", "pool", "down-grace", "down-policy", "key-from-body", "key-fallback"}
 
-// loadPools reads the pools the flags point at. It is called at start and at every reload.
+// loadPools reads the pools the flags point at and validates them. It is called at start
+// and at every reload.
 func loadPools(c *cli.Context) (pools, error) {
+	p, err := readPools(c)
+	if err != nil {
+		return pools{}, err
+	}
+	p.Policy.MaxSeats = c.Int("max-seats")
+	return p, p.validate()
+}
+
+// readPools builds the pools from the flags or the file, without the checks that need them
+// all (validate).
+func readPools(c *cli.Context) (pools, error) {
 	path := c.String("config")
 	if path == "" {
 		pool, err := poolFromFlags(c)
@@ -41,8 +75,8 @@ func loadPools(c *cli.Context) (pools, error) {
 		for _, s := range pool.Servers {
 			hp.Servers = append(hp.Servers, haproxy.Server{Name: s.Name})
 		}
-		return pools{Policy: assign.Config{Pools: []assign.Pool{pool}, MaxSeats: c.Int("max-seats")}, KeyRules: map[string]agent.KeyRule{"": rule},
-			HAProxy: []haproxy.Pool{hp}, Source: "flags"}, nil
+		return pools{Policy: assign.Config{Pools: []assign.Pool{pool}}, KeyRules: map[string]agent.KeyRule{"": rule},
+			HAProxy: []haproxy.Pool{hp}, Source: "flags", serversFlag: true}, nil
 	}
 	f, err := loadConfigFile(path)
 	if err != nil {
@@ -51,12 +85,7 @@ func loadPools(c *cli.Context) (pools, error) {
 	if err := overrideFromFlags(c, &f); err != nil {
 		return pools{}, err
 	}
-	p := pools{Policy: f.policy(), KeyRules: f.keyRules(), Source: path}
-	p.Policy.MaxSeats = c.Int("max-seats")
-	for _, fp := range f.Pools {
-		p.HAProxy = append(p.HAProxy, fp.HAProxy)
-	}
-	return p, p.Policy.Validate()
+	return f.pools(c.IsSet("servers")), nil
 }
 
 // overrideFromFlags applies the pool flags given alongside --config to the file's only pool.
@@ -86,7 +115,7 @@ func overrideFromFlags(c *cli.Context, f *fileConfig) error {
 		for _, s := range fp.HAProxy.Servers {
 			addrs[s.Name] = s.Addr
 		}
-		fp.Pool.Servers, fp.HAProxy.Servers = pool.Servers, nil
+		fp.Pool.Servers, fp.HAProxy.Servers, fp.servers = pool.Servers, nil, nil
 		for _, s := range pool.Servers {
 			fp.HAProxy.Servers = append(fp.HAProxy.Servers, haproxy.Server{Name: s.Name, Addr: addrs[s.Name]})
 		}

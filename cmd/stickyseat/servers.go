@@ -82,14 +82,14 @@ func downPolicyFlag(c *cli.Context) (assign.DownPolicy, error) {
 	return p, nil
 }
 
-// parseServers reads "s1,s2=4" into servers; names without "=quota" get defQuota.
+// parseServers reads "s1,s2=4" into servers; names without "=quota" get defQuota. A name
+// given twice is left to assign.Config.Validate, the one duplicate check.
 func parseServers(spec string, defQuota int) ([]assign.Server, error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
 		return nil, fmt.Errorf("no servers given (e.g. --servers s1,s2,s3)")
 	}
 	var out []assign.Server
-	seen := map[string]bool{}
 	for _, item := range strings.Split(spec, ",") {
 		name, quota, hasQuota := strings.Cut(strings.TrimSpace(item), "=")
 		name = strings.TrimSpace(name)
@@ -99,10 +99,6 @@ func parseServers(spec string, defQuota int) ([]assign.Server, error) {
 		if err := assign.ValidName(name); err != nil {
 			return nil, fmt.Errorf("server name %q: %w", name, err)
 		}
-		if seen[name] {
-			return nil, fmt.Errorf("duplicate server %q", name)
-		}
-		seen[name] = true
 		q := defQuota
 		if hasQuota {
 			n, err := strconv.Atoi(strings.TrimSpace(quota))

@@ -18,7 +18,8 @@ import (
 func adminCommand() *cli.Command {
 	common := []cli.Flag{
 		&cli.StringFlag{Name: "admin-addr", Value: "127.0.0.1:9090", Usage: "the agent's --admin-listen address", EnvVars: []string{"STICKYSEAT_ADMIN_ADDR"}},
-		&cli.StringFlag{Name: "admin-token", Usage: "the agent's --admin-token", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN"}},
+		&cli.StringFlag{Name: "admin-token", Usage: "the agent's --admin-token (prefer the env var or --admin-token-file: argv is readable by every local user)", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN"}},
+		&cli.StringFlag{Name: "admin-token-file", Usage: "read --admin-token from this file (one line)", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN_FILE"}},
 	}
 	pool := &cli.StringFlag{Name: "pool", Value: "default", Usage: "pool name"}
 	key := &cli.StringFlag{Name: "key", Required: true, Usage: "user key"}
@@ -54,6 +55,10 @@ func adminCommand() *cli.Command {
 
 // adminCall sends one API request and prints the answer; a non-2xx answer is an error.
 func adminCall(c *cli.Context, method, path string, form url.Values) error {
+	token, err := secret(c, "admin-token", "admin-token-file")
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
 	defer cancel()
 	u := "http://" + c.String("admin-addr") + path
@@ -70,8 +75,8 @@ func adminCall(c *cli.Context, method, path string, form url.Values) error {
 	if method != http.MethodGet {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	if t := c.String("admin-token"); t != "" {
-		req.Header.Set("Authorization", "Bearer "+t)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/stickyseat/stickyseat/admin"
 	"github.com/stickyseat/stickyseat/metrics"
 )
 
@@ -39,16 +40,21 @@ func serveHTTP(ctx context.Context, log zerolog.Logger, addr, what string, h htt
 	return nil
 }
 
-// metricsMux serves /metrics and, with profiles, Go's /debug/pprof/ handlers.
-func metricsMux(m *metrics.Metrics, profiles bool) http.Handler {
+// metricsMux serves /metrics and, with profiles, Go's /debug/pprof/ handlers. serve allows
+// profiles on a loopback listener only; they answer only requests whose Host is the
+// listener's address or a loopback name, so a web page that rebinds its DNS name to the
+// loopback address cannot read them (the command line among them).
+func metricsMux(m *metrics.Metrics, profiles bool, log zerolog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	if profiles {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		pp := http.NewServeMux()
+		pp.HandleFunc("/debug/pprof/", pprof.Index)
+		pp.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		pp.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pp.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pp.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/debug/pprof/", admin.HostGuard(nil, log.With().Str("component", "pprof").Logger(), pp))
 	}
 	return mux
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -17,8 +18,8 @@ const watchInterval = time.Second
 
 // reloadLoop re-reads the pools on SIGHUP and, with --watch-config, when the file changes,
 // until the command's context ends. A bad file is refused with a log line; the running
-// configuration stays.
-func reloadLoop(c *cli.Context, log zerolog.Logger, apply func(pools) error) {
+// configuration stays. current is the configuration in force at start.
+func reloadLoop(c *cli.Context, log zerolog.Logger, current pools, apply func(pools) error) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -56,8 +57,19 @@ func reloadLoop(c *cli.Context, log zerolog.Logger, apply func(pools) error) {
 			log.Error().Str("trigger", why).Err(err).Msg("reload refused; the running configuration stays")
 			continue
 		}
+		if samePools(current, p) {
+			log.Info().Str("trigger", why).Str("config", p.Source).Str("changes", "none").Msg("configuration reloaded: no changes")
+			continue
+		}
+		current = p
 		log.Info().Str("trigger", why).Str("config", p.Source).Strs("pools", poolSummaries(p)).Msg("configuration reloaded")
 	}
+}
+
+// samePools reports whether a reload brought nothing new: the same pools, key rules and
+// HAProxy view (a rewrite that only touched comments or layout).
+func samePools(a, b pools) bool {
+	return reflect.DeepEqual(a.Policy, b.Policy) && reflect.DeepEqual(a.KeyRules, b.KeyRules) && reflect.DeepEqual(a.HAProxy, b.HAProxy)
 }
 
 // fileStamp changes when the file is rewritten or replaced.

@@ -23,9 +23,11 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "haproxy-socket", Usage: "this node's HAProxy runtime API (stats socket path or host:port): seats of users with an open connection are kept alive (needs haproxy-config --track-connections)", EnvVars: []string{"STICKYSEAT_HAPROXY_SOCKET"}},
 		&cli.StringFlag{Name: "keepalive-interval", Value: "10s", Usage: "how often --haproxy-socket is read; keep it well below --idle-timeout", EnvVars: []string{"STICKYSEAT_KEEPALIVE_INTERVAL"}},
 		&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics on this address at /metrics (default off)", EnvVars: []string{"STICKYSEAT_METRICS_LISTEN"}},
-		&cli.BoolFlag{Name: "pprof", Usage: "also serve Go's profiles at /debug/pprof/ on --metrics-listen (for profiling; off by default)", EnvVars: []string{"STICKYSEAT_PPROF"}},
+		&cli.BoolFlag{Name: "pprof", Usage: "also serve Go's profiles at /debug/pprof/ on --metrics-listen, which must then be a loopback address (for profiling; off by default)", EnvVars: []string{"STICKYSEAT_PPROF"}},
 		&cli.StringFlag{Name: "admin-listen", Usage: "serve the status page and admin API on this address (default off; loopback unless --admin-token is set)", EnvVars: []string{"STICKYSEAT_ADMIN_LISTEN"}},
-		&cli.StringFlag{Name: "admin-token", Usage: "token the admin API and page require (Authorization: Bearer, or ?token=); required off loopback", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN"}},
+		&cli.StringFlag{Name: "admin-token", Usage: "token the admin API and page require (Authorization: Bearer, or the page's login form); required off loopback; prefer the env var or --admin-token-file (argv is readable by every local user)", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN"}},
+		&cli.StringFlag{Name: "admin-token-file", Usage: "read --admin-token from this file (one line)", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN_FILE"}},
+		&cli.StringSliceFlag{Name: "admin-allowed-host", Usage: "a Host name (or host:port) the admin API answers besides its listen address and loopback names, e.g. the name a proxy or operators use (repeatable; env: comma-separated)", EnvVars: []string{"STICKYSEAT_ADMIN_ALLOWED_HOST"}},
 		&cli.IntFlag{Name: "max-connections", Value: 1024, Usage: "SPOP connections served at once; more are closed at once (each HAProxy process opens a few per agent)", EnvVars: []string{"STICKYSEAT_MAX_CONNECTIONS"}},
 		&cli.StringFlag{Name: "hello-timeout", Value: "5s", Usage: "close an SPOP connection that has not sent its HELLO this long after connecting, so silent peers cannot take every --max-connections slot (HAProxy sends its HELLO at once)", EnvVars: []string{"STICKYSEAT_HELLO_TIMEOUT"}},
 		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},
@@ -54,6 +56,7 @@ type serveConfig struct {
 	PProf           bool
 	AdminListen     string
 	AdminToken      string
+	AdminHosts      []string
 	KeepAlive       time.Duration
 	Pools           pools
 	Store           storeConfig
@@ -87,7 +90,10 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 		return cfg, err
 	}
 	cfg.HAProxySocket = c.String("haproxy-socket")
-	cfg.MetricsListen, cfg.AdminListen, cfg.AdminToken = c.String("metrics-listen"), c.String("admin-listen"), c.String("admin-token")
+	cfg.MetricsListen, cfg.AdminListen, cfg.AdminHosts = c.String("metrics-listen"), c.String("admin-listen"), c.StringSlice("admin-allowed-host")
+	if cfg.AdminToken, err = secret(c, "admin-token", "admin-token-file"); err != nil {
+		return cfg, err
+	}
 	for _, f := range []struct{ flag, addr string }{{"metrics-listen", cfg.MetricsListen}, {"admin-listen", cfg.AdminListen}} {
 		if f.addr == "" {
 			continue
@@ -98,6 +104,11 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 	}
 	if cfg.PProf = c.Bool("pprof"); cfg.PProf && cfg.MetricsListen == "" {
 		return cfg, fmt.Errorf("--pprof: needs --metrics-listen")
+	}
+	if cfg.PProf && !isLoopback(cfg.MetricsListen) {
+		// Profiles show the command line and memory and let anyone load the CPU: never off
+		// this host.
+		return cfg, fmt.Errorf("--pprof: --metrics-listen %s is not a loopback address; profiles are served on loopback only", cfg.MetricsListen)
 	}
 	if cfg.AdminListen != "" && cfg.AdminToken == "" && !isLoopback(cfg.AdminListen) {
 		return cfg, fmt.Errorf("--admin-listen: %s is not a loopback address: set --admin-token", cfg.AdminListen)
@@ -129,7 +140,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	adm := admin.New(cfg.Pools.Policy, assigner, st.inspect, st.overrides, admin.Options{Token: cfg.AdminToken, Logger: log})
+	adm := admin.New(cfg.Pools.Policy, assigner, st.inspect, st.overrides, admin.Options{Token: cfg.AdminToken, AllowedHosts: cfg.AdminHosts, Logger: log})
 	if err := adm.Sync(c.Context); err != nil {
 		log.Warn().Err(err).Msg("cannot read run-time changes at start")
 	}
@@ -153,13 +164,13 @@ func serve(c *cli.Context) error {
 		Strs("pools", poolSummaries(cfg.Pools)).Str("version", version).
 		Msg("stickyseat agent started")
 	tables := newTables(cfg.Pools)
-	if err := serveHTTP(c.Context, log, cfg.MetricsListen, "metrics", metricsMux(m, cfg.PProf)); err != nil {
+	if err := serveHTTP(c.Context, log, cfg.MetricsListen, "metrics", metricsMux(m, cfg.PProf, log)); err != nil {
 		return err
 	}
 	if err := serveHTTP(c.Context, log, cfg.AdminListen, "admin", adm.Handler()); err != nil {
 		return err
 	}
-	go reloadLoop(c, log, func(p pools) error {
+	go reloadLoop(c, log, cfg.Pools, func(p pools) error {
 		if err := adm.SetBase(c.Context, p.Policy); err != nil {
 			return err
 		}

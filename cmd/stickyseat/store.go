@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ import (
 func storeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "redis", Usage: "share seats through Redis: redis://[user:pass@]host:port/db, rediss://… (TLS), redis-sentinel://host1:port,host2:port/db?master=NAME, redis-cluster://host1:port,host2:port (default: the embedded memory store)", EnvVars: []string{"STICKYSEAT_REDIS"}},
+		&cli.StringFlag{Name: "redis-password-file", Usage: "read the Redis password from this file (one line) instead of the URL, so it is in no argv; the env var " + redisPasswordEnv + " works too", EnvVars: []string{"STICKYSEAT_REDIS_PASSWORD_FILE"}},
 		&cli.StringFlag{Name: "redis-timeout", Value: "250ms", Usage: "deadline of the Redis work of one decision; keep it below --decision-timeout", EnvVars: []string{"STICKYSEAT_REDIS_TIMEOUT"}},
 		&cli.StringFlag{Name: "refresh-interval", Value: "1s", Usage: "answer a user refreshed in Redis less than this long ago from memory (0 disables)", EnvVars: []string{"STICKYSEAT_REFRESH_INTERVAL"}},
 		&cli.StringFlag{Name: "key-prefix", Value: redis.DefaultKeyPrefix, Usage: "prefix of every Redis key, so deployments can share one Redis", EnvVars: []string{"STICKYSEAT_KEY_PREFIX"}},
@@ -29,10 +31,17 @@ func storeFlags() []cli.Flag {
 	}
 }
 
+// redisPasswordEnv holds the Redis password, for deployments that pass secrets through the
+// environment. It has no flag on purpose: a flag's value is in argv, which every local user
+// can read.
+const redisPasswordEnv = "STICKYSEAT_REDIS_PASSWORD"
+
 // storeConfig is the seat store the flags describe.
 type storeConfig struct {
 	RedisURL string // empty: memory
-	Redis    redis.Options
+	// RedisPassword, when set, replaces the URL's (which must then have none).
+	RedisPassword string
+	Redis         redis.Options
 	// StateFile, for the memory store, is where seats are saved and restored from (empty:
 	// nowhere); they are saved every StateInterval and at shutdown.
 	StateFile     string
@@ -41,10 +50,28 @@ type storeConfig struct {
 
 func storeConfigFromFlags(c *cli.Context, decisionTimeout time.Duration) (storeConfig, error) {
 	cfg := storeConfig{RedisURL: c.String("redis")}
+	envPassword := os.Getenv(redisPasswordEnv)
+	if file := c.String("redis-password-file"); file != "" {
+		if envPassword != "" {
+			return cfg, fmt.Errorf("--redis-password-file and %s: give the password once", redisPasswordEnv)
+		}
+		var err error
+		if cfg.RedisPassword, err = readSecretFile("redis-password-file", file); err != nil {
+			return cfg, err
+		}
+	} else {
+		cfg.RedisPassword = envPassword
+	}
 	if cfg.RedisURL != "" {
-		if _, err := redis.ParseURL(cfg.RedisURL); err != nil {
+		uo, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
 			return cfg, fmt.Errorf("--redis: %w", err)
 		}
+		if uo.Password != "" && cfg.RedisPassword != "" {
+			return cfg, fmt.Errorf("--redis: the URL holds a password and --redis-password-file or %s gives one too: give it once", redisPasswordEnv)
+		}
+	} else if cfg.RedisPassword != "" && c.IsSet("redis-password-file") {
+		return cfg, fmt.Errorf("--redis-password-file: needs --redis")
 	}
 	// The Redis flags are checked even without --redis, so a typo never waits for the day
 	// Redis is turned on.
@@ -112,6 +139,9 @@ func openStore(ctx context.Context, cfg storeConfig, log zerolog.Logger) (opened
 	uo, err := redis.ParseURL(cfg.RedisURL)
 	if err != nil {
 		return openedStore{}, fmt.Errorf("--redis: %w", err)
+	}
+	if cfg.RedisPassword != "" {
+		uo.Password = cfg.RedisPassword
 	}
 	// go-redis logs every failed dial through a package-level logger; route it to Debug so
 	// an outage is reported once per interval by the store, not once per connection attempt.

@@ -18,7 +18,7 @@ func FuzzFrames(f *testing.F) {
 	f.Add(true, frameLen(0))
 	f.Add(true, append(frameLen(5), 3, 0, 0, 0, 1))
 	f.Add(false, append(append([]byte(nil), hello...), notify...))
-	f.Add(true, spop.AppendDisconnect(nil))
+	f.Add(true, spop.AppendDisconnect(nil, spop.TypeHAProxyDisconnect, 0, "normal"))
 	f.Add(true, notify[:len(notify)-3])
 
 	_, addr, _ := startAgent(f, &fakeDecider{}, Options{})

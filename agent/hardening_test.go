@@ -366,12 +366,21 @@ func TestTwentyStreamsInFlightOnOneConnection(t *testing.T) {
 	const streams = 20
 	d := &fakeDecider{block: make(chan struct{})}
 	_, addr, _ := startAgent(t, d, Options{})
-	c := dial(t, addr)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	c := spop.NewClient(conn)
+	if _, err := c.Hello(false); err != nil {
+		t.Fatalf("Hello: %v", err)
+	}
 	var frames []byte
 	for i := range streams {
 		frames = spop.AppendNotify(frames, uint64(i+1), 1, msg(arg("key", spop.Str("slow"))))
 	}
-	if err := c.Send(frames); err != nil {
+	if _, err := conn.Write(frames); err != nil {
 		t.Fatal(err)
 	}
 	released := false

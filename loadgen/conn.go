@@ -3,7 +3,6 @@ package loadgen
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -54,6 +53,7 @@ type conn struct {
 	wbuf  []byte
 	batch []int // slots of the frames in wbuf
 	kbuf  []byte
+	msg   spop.Message // the stickyseat message; its key argument is rewritten per request
 
 	// Written by the writer.
 	sent, newKeys uint64
@@ -73,7 +73,12 @@ type conn struct {
 }
 
 func newConn(nc net.Conn, o *Options) *conn {
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), o: o, failed: make(chan struct{}), readDone: make(chan struct{})}
+	c := &conn{nc: nc, br: bufio.NewReaderSize(nc, 64<<10), o: o, failed: make(chan struct{}), readDone: make(chan struct{})}
+	c.msg = spop.Message{Name: agent.MessageName, Args: []spop.KV{{Name: agent.ArgKey, Value: spop.Value{Kind: spop.DataString}}}}
+	if o.Pool != "" {
+		c.msg.Args = append(c.msg.Args, spop.KV{Name: agent.ArgPool, Value: spop.Str(o.Pool)})
+	}
+	return c
 }
 
 // fail records a protocol error and stops the connection's writer.
@@ -143,21 +148,7 @@ func (c *conn) hello() error {
 
 // readFrame returns the next frame's body (after its length), valid until the caller
 // discards 4+len(body) bytes from c.br.
-func (c *conn) readFrame() ([]byte, error) {
-	lb, err := c.br.Peek(4)
-	if err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(lb)
-	if n < spop.MinFrameLen || n > c.o.MaxFrameSize || int(n)+4 > c.br.Size() {
-		return nil, fmt.Errorf("frame length %d out of range", n)
-	}
-	b, err := c.br.Peek(4 + int(n))
-	if err != nil {
-		return nil, err
-	}
-	return b[4:], nil
-}
+func (c *conn) readFrame() ([]byte, error) { return spop.PeekFrame(c.br, c.o.MaxFrameSize) }
 
 // take claims one request from the run's budget.
 func (c *conn) take() bool {
@@ -184,7 +175,7 @@ func (c *conn) run(ctx context.Context, start time.Time, id int) {
 	c.drain()
 	c.closing.Store(true)
 	if err := c.nc.SetDeadline(time.Now().Add(c.o.Timeout)); err == nil {
-		c.nc.Write(spop.AppendDisconnect(nil)) // a peer already gone is reported by the reader
+		c.nc.Write(spop.AppendDisconnect(nil, spop.TypeHAProxyDisconnect, 0, "normal")) // a peer already gone is reported by the reader
 	}
 	<-c.readDone
 }
@@ -287,35 +278,14 @@ func (c *conn) appendNotify(b []byte, s int) []byte {
 	c.seq++
 	stream := c.seq*uint64(c.pipeline) + uint64(s)
 	c.slots[s].stream.Store(stream)
-	start := len(b)
-	b = spop.AppendHeader(b, spop.Header{Type: spop.TypeNotify, Flags: spop.FlagFin, StreamID: stream, FrameID: 1})
-	b = appendName(b, agent.MessageName)
-	nargs := byte(1)
-	if c.o.Pool != "" {
-		nargs = 2
-	}
-	b = append(b, nargs)
-	b = appendName(b, agent.ArgKey)
 	var fresh bool
 	c.kbuf, fresh = c.keys.appendKey(c.kbuf[:0])
-	b = appendStringValue(b, c.kbuf)
-	if c.o.Pool != "" {
-		b = appendName(b, agent.ArgPool)
-		b = appendStringValue(b, []byte(c.o.Pool))
-	}
+	c.msg.Args[0].Value.Bytes = c.kbuf
 	c.sent++
 	if fresh {
 		c.newKeys++
 	}
-	return spop.Finish(b, start)
-}
-
-func appendName(b []byte, s string) []byte {
-	return append(spop.AppendVarint(b, uint64(len(s))), s...)
-}
-
-func appendStringValue(b, s []byte) []byte {
-	return append(spop.AppendVarint(append(b, spop.DataString), uint64(len(s))), s...)
+	return spop.AppendNotify(b, stream, 1, c.msg)
 }
 
 // drain waits until every slot is free again: all answers in flight have arrived.
@@ -424,51 +394,36 @@ func (c *conn) ack(h spop.Header, payload []byte) error {
 func readAnswer(p []byte) (status int, server []byte, err error) {
 	status = -1
 	for len(p) > 0 {
-		if len(p) < 3 {
-			return 0, nil, spop.ErrShort
-		}
-		typ, nargs, scope := p[0], p[1], p[2]
-		p = p[3:]
-		n, l, err := spop.Varint(p)
-		if err != nil || n > uint64(len(p)-l) {
-			return 0, nil, fmt.Errorf("action name: %w", spop.ErrShort)
-		}
-		name := p[l : l+int(n)]
-		p = p[l+int(n):]
-		switch {
-		case typ == spop.ActionSetVar && nargs == 3:
-		case typ == spop.ActionUnsetVar && nargs == 2:
-			continue
-		default:
-			return 0, nil, fmt.Errorf("action type %d with %d args", typ, nargs)
-		}
-		v, m, err := spop.ReadValue(p)
+		a, n, err := spop.ReadAction(p)
 		if err != nil {
-			return 0, nil, fmt.Errorf("variable %q: %w", name, err)
+			return 0, nil, err
 		}
-		p = p[m:]
-		if scope != spop.ScopeTransaction {
-			return 0, nil, fmt.Errorf("%w: variable %q in scope %d, want transaction", errContract, name, scope)
+		p = p[n:]
+		if a.Type != spop.ActionSetVar {
+			continue
 		}
-		switch string(name) {
+		if a.Scope != spop.ScopeTransaction {
+			return 0, nil, fmt.Errorf("%w: variable %q in scope %d, want transaction", errContract, a.Name, a.Scope)
+		}
+		switch string(a.Name) {
 		case agent.VarStatus:
-			if v.Kind != spop.DataString {
-				return 0, nil, fmt.Errorf("%w: %s of data type %d, want string", errContract, name, v.Kind)
+			if a.Value.Kind != spop.DataString {
+				return 0, nil, fmt.Errorf("%w: %s of data type %d, want string", errContract, a.Name, a.Value.Kind)
 			}
 			status = -2
 			for i, s := range statusNames {
-				if string(v.Bytes) == s {
+				if string(a.Value.Bytes) == s {
 					status = i
 				}
 			}
 			if status == -2 {
-				return 0, nil, fmt.Errorf("%w: unknown status %q", errContract, v.Bytes)
+				return 0, nil, fmt.Errorf("%w: unknown status %q", errContract, a.Value.Bytes)
 			}
 		case agent.VarServer:
-			if v.Kind != spop.DataString {
-				return 0, nil, fmt.Errorf("%w: %s of data type %d, want string", errContract, name, v.Kind)
+			if a.Value.Kind != spop.DataString {
+				return 0, nil, fmt.Errorf("%w: %s of data type %d, want string", errContract, a.Name, a.Value.Kind)
 			}
-			server = v.Bytes
+			server = a.Value.Bytes
 			if server == nil {
 				server = []byte{}
 			}

@@ -3,9 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -46,12 +44,8 @@ func fakeAgent(t *testing.T, hello []byte, answer func(h spop.Header) []byte) st
 				defer c.Close()
 				r := bufio.NewReader(c)
 				for first := true; ; first = false {
-					var lb [4]byte
-					if _, err := io.ReadFull(r, lb[:]); err != nil {
-						return
-					}
-					body := make([]byte, binary.BigEndian.Uint32(lb[:]))
-					if _, err := io.ReadFull(r, body); err != nil {
+					body, err := spop.ReadFrame(r, nil, 1<<20)
+					if err != nil {
 						return
 					}
 					h, _, err := spop.ReadHeader(body)
@@ -91,13 +85,11 @@ func agentHello(version, caps string) []byte {
 func ackFrame(h spop.Header, vars ...any) []byte {
 	b := spop.AppendHeader(nil, spop.Header{Type: spop.TypeAck, Flags: spop.FlagFin, StreamID: h.StreamID, FrameID: h.FrameID})
 	for i := 0; i < len(vars); i += 2 {
-		b = append(b, spop.ActionSetVar, 3, spop.ScopeTransaction)
-		b = appendName(b, vars[i].(string))
 		switch v := vars[i+1].(type) {
 		case string:
-			b = spop.AppendString(b, v)
+			b = spop.AppendSetVar(b, spop.ScopeTransaction, vars[i].(string), spop.Str(v))
 		case uint32:
-			b = spop.AppendUint32(b, v)
+			b = spop.AppendSetVar(b, spop.ScopeTransaction, vars[i].(string), spop.Uint32(v))
 		}
 	}
 	return spop.Finish(b, 0)
@@ -124,10 +116,7 @@ func TestRunProtocolErrors(t *testing.T) {
 		{"closed", good, func(spop.Header) []byte { return []byte("close") }, "read: EOF"},
 		{"silent", good, func(spop.Header) []byte { return nil }, "no answer within"},
 		{"disconnect", good, func(spop.Header) []byte {
-			b := spop.AppendHeader(nil, spop.Header{Type: spop.TypeAgentDisconnect, Flags: spop.FlagFin})
-			b = spop.AppendKV(b, "status-code", spop.AppendUint32(nil, 3))
-			b = spop.AppendKV(b, "message", spop.AppendString(nil, "bye"))
-			return spop.Finish(b, 0)
+			return spop.AppendDisconnect(nil, spop.TypeAgentDisconnect, 3, "bye")
 		}, `agent disconnected: status 3 "bye"`},
 		{"bad hello version", agentHello("1.0", "pipelining"), nil, `AGENT-HELLO version "1.0"`},
 		{"hello of the wrong type", ackFrame(spop.Header{}, "status", "hit"), nil, "want AGENT-HELLO"},

@@ -1,6 +1,9 @@
 package spop
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // KV is one key/value item of a HELLO or DISCONNECT payload, or one message argument.
 type KV struct {
@@ -10,7 +13,7 @@ type KV struct {
 
 // AppendKV appends a key and a value already encoded as typed data.
 func AppendKV(b []byte, name string, value []byte) []byte {
-	return append(appendName(b, name), value...)
+	return append(AppendName(b, name), value...)
 }
 
 // ReadKVs decodes a HELLO or DISCONNECT payload: key/value items up to the end of b.
@@ -32,18 +35,27 @@ func ReadKVs(b []byte) ([]KV, error) {
 	return kvs, nil
 }
 
+// ItemUint returns a numeric item of a HELLO or DISCONNECT payload (a decimal string is
+// taken too).
+func ItemUint(kvs []KV, name string) (uint64, bool) {
+	for _, kv := range kvs {
+		if kv.Name == name {
+			switch kv.Value.Kind {
+			case DataInt32, DataInt64, DataUint32, DataUint64:
+				return kv.Value.Uint, true
+			case DataString:
+				n, err := strconv.ParseUint(string(kv.Value.Bytes), 10, 64)
+				return n, err == nil
+			}
+		}
+	}
+	return 0, false
+}
+
 // Message is one NOTIFY message with its arguments.
 type Message struct {
 	Name string
 	Args []KV
-}
-
-// AppendMessage appends a message; arguments are typed data already encoded by the
-// caller through AppendArg.
-func AppendMessage(b []byte, name string, nargs int, args []byte) []byte {
-	b = appendName(b, name)
-	b = append(b, byte(nargs))
-	return append(b, args...)
 }
 
 // ReadMessages decodes a NOTIFY payload.
@@ -79,43 +91,59 @@ func ReadMessages(b []byte) ([]Message, error) {
 	return msgs, nil
 }
 
-// Action is one action of an ACK frame.
+// Action is one action of an ACK frame. Name and Value.Bytes alias the decoded payload.
 type Action struct {
 	Type  byte
 	Scope byte
-	Name  string
-	Value Value
+	Name  []byte
+	Value Value // set-var only
+}
+
+// AppendSetVar appends a set-var action.
+func AppendSetVar(b []byte, scope byte, name string, v Value) []byte {
+	b = append(b, ActionSetVar, 3, scope)
+	return AppendValue(AppendName(b, name), v)
+}
+
+// ReadAction decodes the action at the start of an ACK payload and returns it with its
+// length, without allocating.
+func ReadAction(b []byte) (Action, int, error) {
+	if len(b) < 3 {
+		return Action{}, 0, fmt.Errorf("spop: action: %w", ErrShort)
+	}
+	a := Action{Type: b[0], Scope: b[2]}
+	nargs := b[1]
+	name, n, err := readName(b[3:])
+	if err != nil {
+		return Action{}, 0, fmt.Errorf("spop: action name: %w", err)
+	}
+	a.Name = name
+	n += 3
+	switch {
+	case a.Type == ActionSetVar && nargs == 3:
+		v, l, err := ReadValue(b[n:])
+		if err != nil {
+			return Action{}, 0, fmt.Errorf("spop: action %q value: %w", name, err)
+		}
+		a.Value = v
+		n += l
+	case a.Type == ActionUnsetVar && nargs == 2:
+	default:
+		return Action{}, 0, fmt.Errorf("spop: action type %d with %d args", a.Type, nargs)
+	}
+	return a, n, nil
 }
 
 // ReadActions decodes an ACK payload.
 func ReadActions(b []byte) ([]Action, error) {
 	var acts []Action
 	for len(b) > 0 {
-		if len(b) < 3 {
-			return nil, fmt.Errorf("spop: action: %w", ErrShort)
-		}
-		a := Action{Type: b[0], Scope: b[2]}
-		nargs := b[1]
-		b = b[3:]
-		name, n, err := readName(b)
+		a, n, err := ReadAction(b)
 		if err != nil {
-			return nil, fmt.Errorf("spop: action name: %w", err)
-		}
-		a.Name = string(name)
-		b = b[n:]
-		switch {
-		case a.Type == ActionSetVar && nargs == 3:
-			v, n, err := ReadValue(b)
-			if err != nil {
-				return nil, fmt.Errorf("spop: action %q value: %w", a.Name, err)
-			}
-			a.Value = v
-			b = b[n:]
-		case a.Type == ActionUnsetVar && nargs == 2:
-		default:
-			return nil, fmt.Errorf("spop: action type %d with %d args", a.Type, nargs)
+			return nil, err
 		}
 		acts = append(acts, a)
+		b = b[n:]
 	}
 	return acts, nil
 }

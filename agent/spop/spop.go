@@ -1,6 +1,9 @@
 // Package spop encodes and decodes the SPOP frames stickyseat needs on both sides of the
-// protocol (HAProxy's doc/SPOE.txt, version 2.0), with every length checked: it is the
-// decoder the agent's frame guard trusts and the client the tests and load tool speak.
+// protocol (HAProxy's doc/SPOE.txt, version 2.0), with every length checked. It is the
+// project's one codec for SPOP bytes: the agent's frame guard decodes HELLO frames with it,
+// the load generator and the bare responder speak it, and the tests build their frames
+// with it. (Frames the agent answers are encoded by negasus/haproxy-spoe-go; agent/negasus.go
+// lists what the agent relies on there.)
 package spop
 
 import (
@@ -8,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 )
 
 // Frame types (SPOE.txt 3.2.4).
@@ -97,21 +101,84 @@ type Value struct {
 	Bytes []byte
 }
 
-// String renders a value as text, the way the agent turns an argument into a user key.
+// ErrNoText is returned by Text for a value that has no text form.
+var ErrNoText = errors.New("spop: value has no text form")
+
+// Text renders a value as text: the one rule by which an argument becomes a user key, a
+// pool name or a variable's value. Strings and binaries are their bytes, addresses their
+// usual form (an IPv4-mapped IPv6 address as IPv4), integers decimal, null the empty
+// string. A boolean has no text form: as a key it would put every user in one of two
+// seats, so it is refused (ErrNoText). The result never aliases the decoded buffer.
+func (v Value) Text() (string, error) {
+	switch v.Kind {
+	case DataNull:
+		return "", nil
+	case DataString, DataBinary:
+		return string(v.Bytes), nil
+	case DataIPv4, DataIPv6:
+		return v.Addr.Unmap().String(), nil
+	case DataInt32, DataInt64:
+		return strconv.FormatInt(v.Int, 10), nil
+	case DataUint32, DataUint64:
+		return strconv.FormatUint(v.Uint, 10), nil
+	case DataBool:
+		return "", fmt.Errorf("%w: boolean", ErrNoText)
+	}
+	return "", fmt.Errorf("%w: data type %d", ErrNoText, v.Kind)
+}
+
+// String renders a value for display (test output, logs): its Text, or for a value
+// without one its kind in angle brackets, e.g. <bool true>, which no text value equals.
 func (v Value) String() string {
+	if s, err := v.Text(); err == nil {
+		return s
+	}
+	if v.Kind == DataBool {
+		return fmt.Sprintf("<bool %t>", v.Bool)
+	}
+	return fmt.Sprintf("<data type %d>", v.Kind)
+}
+
+// Str, Bin, Addr, Uint32, Int64 and Bool build values to encode (a client's NOTIFY
+// arguments, an ACK's variables).
+func Str(s string) Value { return Value{Kind: DataString, Bytes: []byte(s)} }
+
+// Bin builds a binary value.
+func Bin(b []byte) Value { return Value{Kind: DataBinary, Bytes: b} }
+
+// Addr builds an IPv4 or IPv6 value.
+func Addr(a netip.Addr) Value {
+	k := DataIPv6
+	if a.Is4() {
+		k = DataIPv4
+	}
+	return Value{Kind: k, Addr: a}
+}
+
+// Uint32 builds a uint32 value.
+func Uint32(n uint32) Value { return Value{Kind: DataUint32, Uint: uint64(n)} }
+
+// Int64 builds an int64 value.
+func Int64(n int64) Value { return Value{Kind: DataInt64, Int: n, Uint: uint64(n)} }
+
+// Bool builds a boolean value.
+func Bool(t bool) Value { return Value{Kind: DataBool, Bool: t} }
+
+// AppendValue appends v as typed data.
+func AppendValue(b []byte, v Value) []byte {
 	switch v.Kind {
 	case DataString, DataBinary:
-		return string(v.Bytes)
+		return append(AppendVarint(append(b, v.Kind), uint64(len(v.Bytes))), v.Bytes...)
 	case DataIPv4, DataIPv6:
-		return v.Addr.Unmap().String()
-	case DataInt32, DataInt64:
-		return fmt.Sprint(v.Int)
-	case DataUint32, DataUint64:
-		return fmt.Sprint(v.Uint)
+		return AppendAddr(b, v.Addr)
 	case DataBool:
-		return fmt.Sprint(v.Bool)
+		return AppendBool(b, v.Bool)
+	case DataInt32, DataInt64:
+		return AppendVarint(append(b, v.Kind), uint64(v.Int))
+	case DataUint32, DataUint64:
+		return AppendVarint(append(b, v.Kind), v.Uint)
 	}
-	return ""
+	return append(b, DataNull)
 }
 
 // ReadValue decodes one typed datum at the start of b.
@@ -201,8 +268,8 @@ func AppendAddr(b []byte, a netip.Addr) []byte {
 	return append(append(b, DataIPv6), a16[:]...)
 }
 
-// appendName appends a length-prefixed name (KV key, message or variable name).
-func appendName(b []byte, s string) []byte {
+// AppendName appends a length-prefixed name (KV key, message, argument or variable name).
+func AppendName(b []byte, s string) []byte {
 	b = AppendVarint(b, uint64(len(s)))
 	return append(b, s...)
 }

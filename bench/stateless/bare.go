@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"net"
 	"sync"
@@ -62,34 +61,20 @@ func bareConn(c net.Conn, servers []string) {
 	br := bufio.NewReaderSize(c, 4+bareMaxFrame)
 	var out []byte
 	for {
-		lb, err := br.Peek(4)
+		body, err := spop.PeekFrame(br, bareMaxFrame)
 		if err != nil {
 			return
 		}
-		n := int(binary.BigEndian.Uint32(lb))
-		if n < spop.MinFrameLen || n > bareMaxFrame {
-			return
-		}
-		frame, err := br.Peek(4 + n)
-		if err != nil {
-			return
-		}
-		h, payload, err := spop.ReadHeader(frame[4:])
+		h, payload, err := spop.ReadHeader(body)
 		if err != nil {
 			return
 		}
 		start := len(out)
 		switch h.Type {
 		case spop.TypeHAProxyHello:
-			out = spop.AppendHeader(out, spop.Header{Type: spop.TypeAgentHello, Flags: spop.FlagFin})
-			out = spop.AppendKV(out, "version", spop.AppendString(nil, "2.0"))
-			out = spop.AppendKV(out, "max-frame-size", spop.AppendUint32(nil, bareMaxFrame))
-			out = spop.AppendKV(out, "capabilities", spop.AppendString(nil, "pipelining"))
+			out = spop.AppendAgentHello(out, bareMaxFrame, "pipelining")
 		case spop.TypeHAProxyDisconnect:
-			out = spop.AppendHeader(out, spop.Header{Type: spop.TypeAgentDisconnect, Flags: spop.FlagFin})
-			out = spop.AppendKV(out, "status-code", spop.AppendUint32(nil, 0))
-			out = spop.AppendKV(out, "message", spop.AppendString(nil, "bye"))
-			c.Write(spop.Finish(out, start))
+			c.Write(spop.AppendDisconnect(out, spop.TypeAgentDisconnect, 0, "bye"))
 			return
 		case spop.TypeNotify:
 			msgs, err := spop.ReadMessages(payload)
@@ -97,12 +82,11 @@ func bareConn(c net.Conn, servers []string) {
 				return
 			}
 			out = spop.AppendHeader(out, spop.Header{Type: spop.TypeAck, Flags: spop.FlagFin, StreamID: h.StreamID, FrameID: h.FrameID})
-			out = appendBareAnswer(out, msgs, servers)
+			out = spop.Finish(appendBareAnswer(out, msgs, servers), start)
 		default:
 			return
 		}
-		out = spop.Finish(out, start)
-		br.Discard(4 + n)
+		br.Discard(4 + len(body))
 		if br.Buffered() < 4 || h.Type == spop.TypeHAProxyHello {
 			if _, err := c.Write(out); err != nil {
 				return
@@ -121,18 +105,11 @@ func appendBareAnswer(b []byte, msgs []spop.Message, servers []string) []byte {
 		}
 		for _, a := range m.Args {
 			if a.Name == agent.ArgKey && len(a.Value.Bytes) > 0 {
-				b = appendSetVar(b, agent.VarStatus, "hit")
-				return appendSetVar(b, agent.VarServer, servers[fnv1a(a.Value.Bytes)%uint64(len(servers))])
+				b = spop.AppendSetVar(b, spop.ScopeTransaction, agent.VarStatus, spop.Str("hit"))
+				return spop.AppendSetVar(b, spop.ScopeTransaction, agent.VarServer, spop.Str(servers[fnv1a(a.Value.Bytes)%uint64(len(servers))]))
 			}
 		}
-		return appendSetVar(b, agent.VarStatus, "invalid")
+		return spop.AppendSetVar(b, spop.ScopeTransaction, agent.VarStatus, spop.Str("invalid"))
 	}
 	return b
-}
-
-func appendSetVar(b []byte, name, value string) []byte {
-	b = append(b, spop.ActionSetVar, 3, spop.ScopeTransaction)
-	b = spop.AppendVarint(b, uint64(len(name)))
-	b = append(b, name...)
-	return spop.AppendString(b, value)
 }

@@ -81,15 +81,18 @@ func hostAllowed(r *http.Request, allowed map[string]bool) bool {
 // sameOrigin reports whether a state-changing request may come from where the browser says
 // it comes from: Sec-Fetch-Site, when present, must be same-origin or none (typed in the
 // address bar), and Origin, when present, must name the request's own Host. A request with
-// neither header is not from a current browser (curl, the admin CLI, scripts).
+// neither header is not from a current browser (curl, the admin CLI, scripts). A browser
+// hides the origin as "null" under some referrer policies; that is accepted only when
+// Sec-Fetch-Site, which no page can set, says same-origin.
 func sameOrigin(r *http.Request) (bool, string) {
-	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	site := r.Header.Get("Sec-Fetch-Site")
+	switch site {
 	case "", "same-origin", "none":
 	default:
 		return false, "Sec-Fetch-Site: " + site
 	}
 	origin := r.Header.Get("Origin")
-	if origin == "" {
+	if origin == "" || (origin == "null" && site == "same-origin") {
 		return true, ""
 	}
 	u, err := url.Parse(origin)

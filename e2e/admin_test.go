@@ -9,8 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -271,4 +274,191 @@ func runCLI(args ...string) (string, error) {
 	defer cancel()
 	out, err := execCommand(ctx, agentBin, args...)
 	return out, err
+}
+
+// serverState returns a server's state in the default pool as GET /api/pools shows it.
+func serverState(t *testing.T, adminAddr, token, server string) string {
+	t.Helper()
+	code, body := adminDo(t, adminAddr, token, http.MethodGet, "/api/pools", url.Values{"seats": {"0"}})
+	var pools []struct {
+		Servers []struct{ Name, State string }
+	}
+	if err := json.Unmarshal([]byte(body), &pools); err != nil || code != http.StatusOK {
+		t.Fatalf("GET /api/pools: HTTP %d %s (%v)", code, body, err)
+	}
+	for _, p := range pools {
+		for _, s := range p.Servers {
+			if s.Name == server {
+				return s.State
+			}
+		}
+	}
+	t.Fatalf("no server %q in %s", server, body)
+	return ""
+}
+
+// adminRaw sends one admin request with the given Host and extra headers.
+func adminRaw(t *testing.T, adminAddr, method, path, host string, form url.Values, headers ...string) (int, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, "http://"+adminAddr+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if host != "" {
+		req.Host = host
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestAdminRefusesRebindingAndCrossSite: against the agent's own admin listener, a foreign
+// Host (a DNS-rebound name) gets 421 and reads no user, a cross-site change gets 403 and
+// changes nothing, a name given with --admin-allowed-host is served, and a change is logged
+// with the client's address.
+func TestAdminRefusesRebindingAndCrossSite(t *testing.T) {
+	p, addr, _, adminAddr := startAgentWith(t, "--servers", "s1=2,s2=2", "--admin-listen", "127.0.0.1:0", "--admin-allowed-host", "seats.example")
+	c := spopClient(t, addr)
+	if st, _ := ask(t, c, "secret-user"); st != "new" {
+		t.Fatalf("secret-user: %s; want new", st)
+	}
+	_, port, _ := net.SplitHostPort(adminAddr)
+	for _, host := range []string{"evil.example:" + port, "evil.example"} {
+		if code, body := adminRaw(t, adminAddr, http.MethodGet, "/api/pools", host, nil); code != http.StatusMisdirectedRequest || strings.Contains(body, "secret-user") {
+			t.Errorf("GET /api/pools with Host %s: HTTP %d %.100s; want 421 and no user", host, code, body)
+		}
+		if code, _ := adminRaw(t, adminAddr, http.MethodPost, "/api/evict", host, url.Values{"pool": {"default"}, "key": {"secret-user"}}); code != http.StatusMisdirectedRequest {
+			t.Errorf("POST /api/evict with Host %s: HTTP %d; want 421", host, code)
+		}
+	}
+	if code, body := adminRaw(t, adminAddr, http.MethodGet, "/api/pools", "seats.example:"+port, nil); code != http.StatusOK || !strings.Contains(body, "secret-user") {
+		t.Errorf("GET /api/pools with the allowed Host seats.example: HTTP %d; want 200 with the seat", code)
+	}
+	drain := url.Values{"pool": {"default"}, "server": {"s1"}, "state": {"drain"}}
+	for _, h := range [][]string{
+		{"Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site"},
+		{"Origin", "http://127.0.0.1:1", "Sec-Fetch-Site", "same-site"},
+		{"Origin", "http://evil.example"},
+	} {
+		if code, _ := adminRaw(t, adminAddr, http.MethodPost, "/api/state", "", drain, h...); code != http.StatusForbidden {
+			t.Errorf("POST /api/state with %q: HTTP %d; want 403", h, code)
+		}
+	}
+	if st := serverState(t, adminAddr, "", "s1"); st != "up" {
+		t.Fatalf("s1 after refused requests: %s; want up", st)
+	}
+	if st, srv := ask(t, c, "secret-user"); st != "hit" {
+		t.Errorf("secret-user after a refused evict: %s %s; want hit", st, srv)
+	}
+	if code, body := adminRaw(t, adminAddr, http.MethodPost, "/api/state", "", drain, "Origin", "http://"+adminAddr, "Sec-Fetch-Site", "same-origin"); code != http.StatusOK {
+		t.Fatalf("POST /api/state from the page's origin: HTTP %d %s", code, body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		line := logLine(p.Output(), "admin change")
+		if line != nil {
+			if r, _ := line["remote"].(string); !strings.HasPrefix(r, "127.0.0.1:") || line["server"] != "s1" || line["state"] != "drain" {
+				t.Errorf("admin change log line %v; want remote 127.0.0.1:port, server s1, state drain", line)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no admin change log line:\n%s", p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAdminTokenFileNeverInURL: the agent and the admin CLI read the token from a file (in
+// no argv); a token in the URL is refused.
+func TestAdminTokenFileNeverInURL(t *testing.T) {
+	const token = "e2e-file-token-71"
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _, _, adminAddr := startAgentWith(t, "--servers", "s1,s2", "--admin-listen", "127.0.0.1:0", "--admin-token-file", file)
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.Pid())); err == nil && strings.Contains(string(cmdline), token) {
+		t.Errorf("the agent's argv holds the token")
+	}
+	if out, err := runCLI("admin", "drain", "--admin-addr", adminAddr, "--admin-token-file", file, "--server", "s2"); err != nil {
+		t.Fatalf("stickyseat admin drain --admin-token-file: %v\n%s", err, out)
+	}
+	if st := serverState(t, adminAddr, token, "s2"); st != "drain" {
+		t.Errorf("s2 after the CLI's drain: %s; want drain", st)
+	}
+	for _, path := range []string{"/?token=" + token, "/api/pools?token=" + token} {
+		if code, _ := adminRaw(t, adminAddr, http.MethodGet, path, "", nil); code != http.StatusBadRequest {
+			t.Errorf("GET %s: HTTP %d; want 400", path, code)
+		}
+	}
+	if strings.Contains(p.Output(), token) {
+		t.Errorf("the agent logged the token:\n%s", p.Output())
+	}
+}
+
+// TestRedisPasswordOutsideArgv: a Redis with requirepass is used with the password from
+// --redis-password-file or STICKYSEAT_REDIS_PASSWORD, none of it in the agent's argv;
+// without it every decision is an error.
+func TestRedisPasswordOutsideArgv(t *testing.T) {
+	const password = "redis-pw-9f3a"
+	r := startRedis(t, "--requirepass", password)
+	file := filepath.Join(t.TempDir(), "redis-password")
+	if err := os.WriteFile(file, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--servers", "s1=5", "--redis", r.URL(), "--refresh-interval", "0"}
+	_, addr, _, _ := startAgentWith(t, common...)
+	if st, _ := ask(t, spopClient(t, addr), "u0"); st != "error" {
+		t.Fatalf("without the password: %s; want error (the test's Redis must require it)", st)
+	}
+	p, addr, _, _ := startAgentWith(t, append(common, "--redis-password-file", file)...)
+	if st, srv := ask(t, spopClient(t, addr), "u1"); st != "new" || srv != "s1" {
+		t.Errorf("with --redis-password-file: %s %s; want new s1", st, srv)
+	}
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.Pid())); err != nil || strings.Contains(string(cmdline), password) {
+		t.Errorf("the agent's argv holds the password (or is unreadable: %v)", err)
+	}
+	t.Setenv("STICKYSEAT_REDIS_PASSWORD", password)
+	_, addr, _, _ = startAgentWith(t, common...)
+	if st, srv := ask(t, spopClient(t, addr), "u1"); st != "hit" || srv != "s1" {
+		t.Errorf("with STICKYSEAT_REDIS_PASSWORD: %s %s; want hit s1 (the seat the other agent took)", st, srv)
+	}
+}
+
+// TestReloadWithoutChangesSaysSo: a SIGHUP that brings nothing new logs "no changes", never
+// an empty change list.
+func TestReloadWithoutChangesSaysSo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stickyseat.yaml")
+	if err := os.WriteFile(path, []byte("pools:\n  - name: web\n    servers:\n      - {name: s1, quota: 1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, _, _, _ := startAgentWith(t, "--config", path)
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.Output(), "configuration reloaded: no changes") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload line 10s after SIGHUP:\n%s", p.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Contains(p.Output(), `"changes":""`) {
+		t.Errorf("a log line says empty changes:\n%s", p.Output())
+	}
 }

@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +17,8 @@ import (
 // TestStatusPageInChromium loads the status page of an agent holding seats in headless
 // Chromium: the seat bars and users show, and clicking "drain" drains the server (the agent
 // then seats newcomers elsewhere). A screenshot is saved as a test artifact under
-// testdata/artifacts.
+// testdata/artifacts. Evicting from the page works too, and a form posted to the admin API
+// by a page of another origin is refused without changing anything.
 func TestStatusPageInChromium(t *testing.T) {
 	chromium, driver, err := testbed.BrowserBins()
 	if err != nil {
@@ -83,5 +88,64 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	if err := b.Screenshot(filepath.Join("..", "testdata", "artifacts", "status-page-drained.png")); err != nil {
 		t.Errorf("screenshot: %v", err)
+	}
+
+	// The evict button frees a seat: bob's row goes and bob gets a new decision.
+	if err := b.Click(`form[action="/api/evict"] input[value="bob"] ~ button`); err != nil {
+		t.Fatal(err)
+	}
+	waitSource(t, b, "bob's row gone after the evict click", func(src string) bool {
+		return strings.Contains(src, "<td>alice</td>") && !strings.Contains(src, "<td>bob</td>")
+	})
+	if st, _ := ask(t, c, "bob"); st == "hit" {
+		t.Errorf("bob after the evict click: hit; want a new decision")
+	}
+
+	// A page from another origin that posts a form to the admin API is refused (403) and
+	// changes nothing: from another port of 127.0.0.1 (same site, other origin) and from
+	// localhost (another site). The browser sends Origin and Sec-Fetch-Site as it would for
+	// any web page open on this host.
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprintf(w, `<!doctype html><form method="post" action="http://%s/api/state"><input type="hidden" name="pool" value="default">`+
+				`<input type="hidden" name="server" value="s1"><input type="hidden" name="state" value="drain"><button id="go" type="submit">win a prize</button></form>`, adminAddr)
+		}))
+		_, port, _ := net.SplitHostPort(evil.Listener.Addr().String())
+		if err := b.Open("http://" + host + ":" + port + "/"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Click("#go"); err != nil {
+			t.Fatal(err)
+		}
+		waitSource(t, b, "the cross-site form's answer from "+host, func(src string) bool {
+			return strings.Contains(src, "cross-site request refused")
+		})
+		evil.Close()
+		if st := serverState(t, adminAddr, "", "s1"); st != "up" {
+			t.Errorf("after a cross-site form from %s: s1 is %q; want up", host, st)
+		}
+	}
+	if st, srv := ask(t, c, "frank"); st != "full" {
+		t.Errorf("newcomer after the refused cross-site drains: %s %s; want full (s1 full, s2 drained, nothing else changed)", st, srv)
+	}
+}
+
+// waitSource polls the browser's page until cond holds, for up to 10 seconds.
+func waitSource(t *testing.T, b *testbed.Browser, what string, cond func(string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		src, err := b.Source()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond(src) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not seen within 10s:\n%s", what, src)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

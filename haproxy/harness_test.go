@@ -41,7 +41,13 @@ type fakeAgent struct {
 
 func startFakeAgent(t *testing.T, answer func(args map[string]any) seat) (*fakeAgent, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return startFakeAgentOn(t, "127.0.0.1:0", answer)
+}
+
+// startFakeAgentOn starts a fake agent listening on addr.
+func startFakeAgentOn(t *testing.T, addr string, answer func(args map[string]any) seat) (*fakeAgent, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,6 +267,8 @@ func freeAddr(t *testing.T) string {
 type rig struct {
 	front   string
 	agent   *fakeAgent // nil when the agent is down
+	// agentAddr is where HAProxy looks for the agent.
+	agentAddr string
 	servers map[string]*fakeServer
 }
 
@@ -286,6 +294,7 @@ func startRig(t *testing.T, bin string, c Config, agentUp bool, edit func(cfg st
 	} else {
 		c.AgentAddr = freeAddr(t)
 	}
+	r.agentAddr = c.AgentAddr
 
 	dir := t.TempDir()
 	sock := filepath.Join(shortTempDir(t), "admin.sock")

@@ -61,7 +61,10 @@ type renderData struct {
 	// BufferBody: the message reads the request body (body=req.body or a req.body* key).
 	BufferBody                          bool
 	InspectDelay, ProcessingTimeoutText string
-	RetryAfterSeconds                   int64
+	// AgentConnectTimeout is the agent backend's "timeout connect": a quarter of the
+	// processing timeout, so that retries of a refused connection fit in it.
+	AgentConnectTimeout string
+	RetryAfterSeconds   int64
 }
 
 func newRenderData(c Config, g Globals, frontendLog bool) renderData {
@@ -82,6 +85,7 @@ func newRenderData(c Config, g Globals, frontendLog bool) renderData {
 		BufferBody:            c.SendBody || strings.Contains(c.Key, "req.body"),
 		InspectDelay:          formatTimeout(c.ProcessingTimeout + extraInspectDelay),
 		ProcessingTimeoutText: formatTimeout(c.ProcessingTimeout),
+		AgentConnectTimeout:   formatTimeout(max(c.ProcessingTimeout/4, time.Millisecond)),
 		RetryAfterSeconds:     int64((c.RetryAfter + time.Second - 1) / time.Second),
 	}
 }

@@ -19,7 +19,7 @@ var contractLines = map[string]struct{ cfg, spoe []string }{
 			"    tcp-request content send-spoe-group stickyseat stickyseat if { ",
 			"    tcp-request content reject unless { var(txn.stickyseat.server) -m found }\n",
 			"backend stickyseat_agent\n    mode tcp\n",
-			"    timeout connect 5s\n",
+			"    timeout connect 250ms\n",
 			"    timeout server 3m\n",
 		},
 	},
@@ -252,12 +252,12 @@ func TestRenderDerivedValues(t *testing.T) {
 			c := validConfig()
 			c.ProcessingTimeout = 2 * time.Second
 			return c
-		}, []string{"tcp-request inspect-delay 7s\n", "timeout processing 2s\n"}},
+		}, []string{"tcp-request inspect-delay 7s\n", "timeout processing 2s\n", "timeout connect 500ms\n"}},
 		{"millisecond timeouts", func() Config {
 			c := validConfig()
 			c.ProcessingTimeout = 250 * time.Millisecond
 			return c
-		}, []string{"tcp-request inspect-delay 5250ms\n", "timeout processing 250ms\n"}},
+		}, []string{"tcp-request inspect-delay 5250ms\n", "timeout processing 250ms\n", "timeout connect 63ms\n"}},
 		{"retry-after rounds up", func() Config {
 			c := validConfig()
 			c.Mode, c.RetryAfter = ModeHTTP, 1500*time.Millisecond

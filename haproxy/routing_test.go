@@ -303,6 +303,47 @@ func TestRoutingFailClosed(t *testing.T) {
 	}
 }
 
+// TestRoutingAgentBack checks that a request arriving while the agent is down (restarting)
+// is answered once the agent is back, within the processing timeout, rather than refused when
+// that timeout ends: HAProxy retries the refused connection to the agent after
+// min(timeout connect, 1s), so the agent backend's connect timeout must leave room for that.
+func TestRoutingAgentBack(t *testing.T) {
+	for _, bin := range haproxyBins(t) {
+		t.Run(binName(bin), func(t *testing.T) {
+			c := validConfig()
+			c.Mode = ModeHTTP
+			r := startRig(t, bin, c, false, nil)
+			type result struct {
+				resp response
+				err  error
+				took time.Duration
+			}
+			done := make(chan result, 1)
+			start := time.Now()
+			go func() {
+				got, err := r.do("GET", "/", "alice", "")
+				done <- result{got, err, time.Since(start)}
+			}()
+			// Let the request meet the agent down: loopback refuses a connection at once.
+			time.Sleep(150 * time.Millisecond)
+			select {
+			case res := <-done:
+				t.Fatalf("GET answered before the agent started: %+v after %s", res, res.took)
+			default:
+			}
+			agent, _ := startFakeAgentOn(t, r.agentAddr, always(seat{"s1", "new"}))
+			r.agent = agent
+			res := <-done
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			if want := (response{200, "s1", ""}); res.resp != want {
+				t.Errorf("GET while the agent restarted = %+v after %s; want %+v (retried once the agent was back)", res.resp, res.took, want)
+			}
+		})
+	}
+}
+
 func asBytes(v any) []byte {
 	switch v := v.(type) {
 	case []byte:

@@ -27,7 +27,8 @@ func configFlag() *cli.StringFlag {
 // defaultIdleTimeout is the idle-timeout of a pool that sets none, the same as --idle-timeout's.
 const defaultIdleTimeout = 24 * time.Hour
 
-// fileConfig is a config file, validated, with every default filled in.
+// fileConfig is a config file, decoded with every default filled in; pools.validate checks it
+// as a whole.
 type fileConfig struct {
 	// Path is the file it was read from, as given.
 	Path  string

@@ -18,11 +18,9 @@ const watchInterval = time.Second
 
 // reloadLoop re-reads the pools on SIGHUP and, with --watch-config, when the file changes,
 // until the command's context ends. A bad file is refused with a log line; the running
-// configuration stays. current is the configuration in force at start.
-func reloadLoop(c *cli.Context, log zerolog.Logger, current pools, apply func(pools) error) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// configuration stays. hup comes from notifyReload; current is the configuration in force
+// at start.
+func reloadLoop(c *cli.Context, log zerolog.Logger, hup <-chan os.Signal, current pools, apply func(pools) error) {
 	var tick <-chan time.Time
 	path := c.String("config")
 	last := fileStamp(path)
@@ -70,6 +68,14 @@ func reloadLoop(c *cli.Context, log zerolog.Logger, current pools, apply func(po
 // HAProxy view (a rewrite that only touched comments or layout).
 func samePools(a, b pools) bool {
 	return reflect.DeepEqual(a.Policy, b.Policy) && reflect.DeepEqual(a.KeyRules, b.KeyRules) && reflect.DeepEqual(a.HAProxy, b.HAProxy)
+}
+
+// notifyReload starts catching SIGHUP, whose default action would end the process; one
+// signal waits in the channel until reloadLoop reads it.
+func notifyReload() chan os.Signal {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return hup
 }
 
 // fileStamp changes when the file is rewritten or replaced.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"os/signal"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -145,6 +146,9 @@ func serve(c *cli.Context) error {
 		log.Warn().Err(err).Msg("cannot read run-time changes at start")
 	}
 	go adm.Run(c.Context, time.Second)
+	// Caught from here on: a SIGHUP sent once the agent says it started must reload, not kill it.
+	hup := notifyReload()
+	defer signal.Stop(hup)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
@@ -170,7 +174,7 @@ func serve(c *cli.Context) error {
 	if err := serveHTTP(c.Context, log, cfg.AdminListen, "admin", adm.Handler()); err != nil {
 		return err
 	}
-	go reloadLoop(c, log, cfg.Pools, func(p pools) error {
+	go reloadLoop(c, log, hup, cfg.Pools, func(p pools) error {
 		if err := adm.SetBase(c.Context, p.Policy); err != nil {
 			return err
 		}

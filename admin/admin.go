@@ -19,66 +19,15 @@ import (
 	"github.com/stickyseat/stickyseat/store"
 )
 
-// Store reads and edits seats for operators; both seat stores implement it.
-type Store interface {
-	// LiveCounts returns the live seats on each listed server (servers with none absent).
-	LiveCounts(ctx context.Context, pool string, servers []string, idle time.Duration) (map[string]int, error)
-	// LiveSeats returns up to limit live seats, most recently seen first.
-	LiveSeats(ctx context.Context, pool string, servers []string, idle time.Duration, limit int) ([]store.Seat, error)
-	// LiveSeat returns one user's live seat.
-	LiveSeat(ctx context.Context, pool, key string, idle time.Duration) (store.Seat, bool, error)
-	// Evict frees a user's seat; it reports whether there was one.
-	Evict(ctx context.Context, pool, key string) (bool, error)
-}
-
-// Overrides keep operators' run-time changes where every agent sharing the seats reads them:
-// field "pool/server", value "state=drain,quota=5".
-type Overrides interface {
-	Overrides(ctx context.Context) (map[string]string, error)
-	SetOverride(ctx context.Context, field, value string) error
-}
-
 // Reloader takes a new configuration (assign.Assigner).
 type Reloader interface {
 	Reload(cfg assign.Config) error
 }
 
-// LocalOverrides keeps run-time changes in this process, for the memory store.
-type LocalOverrides struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-// Overrides returns a copy of the changes.
-func (l *LocalOverrides) Overrides(context.Context) (map[string]string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make(map[string]string, len(l.m))
-	for k, v := range l.m {
-		out[k] = v
-	}
-	return out, nil
-}
-
-// SetOverride records or (value "") clears a change.
-func (l *LocalOverrides) SetOverride(_ context.Context, field, value string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m == nil {
-		l.m = map[string]string{}
-	}
-	if value == "" {
-		delete(l.m, field)
-	} else {
-		l.m[field] = value
-	}
-	return nil
-}
-
 // Admin applies run-time changes on top of the configuration and serves the operators' API.
 type Admin struct {
-	store     Store
-	overrides Overrides
+	store     store.Inspector
+	overrides store.Overrides
 	reloader  Reloader
 	token     string
 	// allowedHosts are the Host names accepted besides the listener's address and loopback.
@@ -105,7 +54,9 @@ type Options struct {
 }
 
 // New returns an Admin for the configuration base, already applied by the caller.
-func New(base assign.Config, r Reloader, st Store, ov Overrides, opts Options) *Admin {
+// Run-time changes are kept in ov, which every agent sharing the seats reads (the seat store
+// itself: both stores implement store.Overrides).
+func New(base assign.Config, r Reloader, st store.Inspector, ov store.Overrides, opts Options) *Admin {
 	return &Admin{store: st, overrides: ov, reloader: r, token: opts.Token, now: time.Now,
 		allowedHosts: opts.AllowedHosts, refusals: &logLimit{every: 10 * time.Second},
 		log: opts.Logger.With().Str("component", "admin").Logger(), base: base, current: base}

@@ -43,7 +43,7 @@ func describe(c assign.Config) string {
 func TestChangesSurviveReloads(t *testing.T) {
 	ctx := context.Background()
 	r := &recordingReloader{}
-	a := New(cfg(2), r, memory.New(memory.Options{}), &LocalOverrides{}, Options{})
+	a := New(cfg(2), r, memory.New(memory.Options{}), memory.New(memory.Options{}), Options{})
 	steps := []struct {
 		name string
 		do   func() error
@@ -75,7 +75,7 @@ func TestChangesSurviveReloads(t *testing.T) {
 // agent is applied at the next Sync.
 func TestSyncPicksUpOtherAgentsChanges(t *testing.T) {
 	ctx := context.Background()
-	shared := &LocalOverrides{}
+	shared := memory.New(memory.Options{})
 	r1, r2 := &recordingReloader{}, &recordingReloader{}
 	a1 := New(cfg(2), r1, memory.New(memory.Options{}), shared, Options{})
 	a2 := New(cfg(2), r2, memory.New(memory.Options{}), shared, Options{})
@@ -101,7 +101,7 @@ func newServer(t *testing.T, opts Options) (*httptest.Server, *recordingReloader
 	var logs bytes.Buffer
 	opts.Logger = zerolog.New(&syncWriter{w: &logs})
 	r := &recordingReloader{last: cfg(2)}
-	a := New(cfg(2), r, memory.New(memory.Options{}), &LocalOverrides{}, opts)
+	a := New(cfg(2), r, memory.New(memory.Options{}), memory.New(memory.Options{}), opts)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	return srv, r, &logs
@@ -308,7 +308,7 @@ func TestChangesLoggedWithClient(t *testing.T) {
 func TestReloadWithoutChangesLogsNoEmptyChange(t *testing.T) {
 	var logs bytes.Buffer
 	ctx := context.Background()
-	a := New(cfg(2), &recordingReloader{}, memory.New(memory.Options{}), &LocalOverrides{}, Options{Logger: zerolog.New(&logs)})
+	a := New(cfg(2), &recordingReloader{}, memory.New(memory.Options{}), memory.New(memory.Options{}), Options{Logger: zerolog.New(&logs)})
 	if err := a.SetBase(ctx, cfg(3)); err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +330,7 @@ func TestReloadWithoutChangesLogsNoEmptyChange(t *testing.T) {
 // before it reaches the shared overrides, and the configuration in force keeps its limit.
 func TestChangePastMaxSeatsRefused(t *testing.T) {
 	ctx := context.Background()
-	shared := &LocalOverrides{}
+	shared := memory.New(memory.Options{})
 	r := &recordingReloader{}
 	base := cfg(2)
 	base.MaxSeats = 10
@@ -359,7 +359,7 @@ func TestChangePastMaxSeatsRefused(t *testing.T) {
 // apply and neither Sync nor a file reload fails on it.
 func TestInvalidSharedChangeIgnored(t *testing.T) {
 	ctx := context.Background()
-	shared := &LocalOverrides{}
+	shared := memory.New(memory.Options{})
 	var logs bytes.Buffer
 	r := &recordingReloader{}
 	base := cfg(2)

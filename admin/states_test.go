@@ -42,7 +42,7 @@ func healthAdmin(t *testing.T) (*admin.Admin, *assign.Assigner, *clock) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return admin.New(cfg, a, st, &admin.LocalOverrides{}, admin.Options{}), a, c
+	return admin.New(cfg, a, st, memory.New(memory.Options{}), admin.Options{}), a, c
 }
 
 // reportDown passes HAProxy's health report (these servers down, the others up) with a request.
@@ -139,7 +139,7 @@ func TestPoolsConfiguredStateWithoutHealth(t *testing.T) {
 	cfg := assign.Config{Pools: []assign.Pool{{Name: "web", IdleTimeout: time.Hour, Servers: []assign.Server{
 		{Name: "s1", Quota: 1, State: assign.StateUp}, {Name: "s2", Quota: 1, State: assign.StateDrain}, {Name: "s3", Quota: 1, State: assign.StateDown},
 	}}}}
-	adm := admin.New(cfg, plainReloader{}, memory.New(memory.Options{}), &admin.LocalOverrides{}, admin.Options{})
+	adm := admin.New(cfg, plainReloader{}, memory.New(memory.Options{}), memory.New(memory.Options{}), admin.Options{})
 	v := views(t, adm)
 	for name, want := range map[string]string{"s1": "up", "s2": "drain", "s3": "down"} {
 		if v[name].State != want || v[name].Configured != want {

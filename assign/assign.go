@@ -18,13 +18,6 @@ import (
 // "sha256:" and the hex SHA-256 of the key, so a store never holds more than this per key.
 const MaxKeyLen = 256
 
-// Store looks up or grants seats. Implementations make the whole decision for one request
-// atomically and must be safe for concurrent use. An error means no decision was made:
-// the user is answered StatusError and HAProxy rejects the stream.
-type Store interface {
-	Assign(ctx context.Context, req store.Request) (store.Result, error)
-}
-
 // Request is one user arriving in one pool.
 type Request struct {
 	// Pool names the pool; empty picks the only pool when exactly one is configured.
@@ -72,7 +65,7 @@ type Options struct {
 // Assigner applies the policy of the current configuration through a store. It is safe
 // for concurrent use; Reload swaps the configuration atomically.
 type Assigner struct {
-	store  Store
+	store  store.Assigner
 	cfg    atomic.Pointer[compiled]
 	health health
 }
@@ -93,8 +86,9 @@ type compiledPool struct {
 	policy  DownPolicy
 }
 
-// New returns an Assigner for a validated configuration.
-func New(cfg Config, st Store, opts Options) (*Assigner, error) {
+// New returns an Assigner for a validated configuration. An error from st means no decision
+// was made: the user is answered StatusError and HAProxy rejects the stream.
+func New(cfg Config, st store.Assigner, opts Options) (*Assigner, error) {
 	if st == nil {
 		return nil, errors.New("assign: nil store")
 	}
@@ -143,10 +137,7 @@ func (a *Assigner) Reload(cfg Config) error {
 
 // NeverBlocks reports whether Decide never waits: its store says so (memory.Store does), so
 // a caller need not give Decide a deadline.
-func (a *Assigner) NeverBlocks() bool {
-	nb, ok := a.store.(interface{ NeverBlocks() bool })
-	return ok && nb.NeverBlocks()
-}
+func (a *Assigner) NeverBlocks() bool { return a.store.NeverBlocks() }
 
 // Decide seats the user of req. It never panics on bad input: a missing key or unknown pool
 // is StatusInvalid, a store failure StatusError.

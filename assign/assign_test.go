@@ -175,6 +175,8 @@ func TestInvalidRequests(t *testing.T) {
 // failingStore fails every call, as a store whose backend is down.
 type failingStore struct{}
 
+func (failingStore) NeverBlocks() bool { return false }
+
 func (failingStore) Assign(context.Context, store.Request) (store.Result, error) {
 	return store.Result{}, errors.New("connection refused")
 }
@@ -310,14 +312,16 @@ func TestHealth(t *testing.T) {
 }
 
 // waitingStore is a store that does not promise never to block.
-type waitingStore struct{ assign.Store }
+type waitingStore struct{ store.Assigner }
+
+func (waitingStore) NeverBlocks() bool { return false }
 
 func TestNeverBlocks(t *testing.T) {
 	cfg := assign.Config{Pools: []assign.Pool{{Name: "web", IdleTimeout: time.Hour, Servers: []assign.Server{up("s1", 1)}}}}
 	mem := memory.New(memory.Options{})
 	for _, tt := range []struct {
 		name  string
-		store assign.Store
+		store store.Assigner
 		want  bool
 	}{{"memory store", mem, true}, {"a store that may wait", waitingStore{mem}, false}} {
 		a, err := assign.New(cfg, tt.store, assign.Options{})

@@ -20,15 +20,8 @@ import (
 	"github.com/stickyseat/stickyseat/admin"
 	"github.com/stickyseat/stickyseat/agent"
 	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/store"
 )
-
-// StoreStats are the counters a store keeps (the Redis store; nil for memory).
-type StoreStats interface {
-	Errors() uint64
-	RoundTrips() uint64
-	Pipelines() uint64
-	CacheHits() uint64
-}
 
 // Sources are what the metrics read at scrape time.
 type Sources struct {
@@ -38,7 +31,7 @@ type Sources struct {
 	// Pools returns the pools with their servers' seats (admin.Admin.Pools).
 	Pools func(ctx context.Context, limit int) ([]admin.PoolView, error)
 	// Store, when set, adds the store's error and round-trip counters.
-	Store StoreStats
+	Store store.Stats
 	// DecisionTimeout is the agent's decision deadline: the latency histogram's buckets
 	// reach past it, so decisions cut by it are told apart from slow ones that made it.
 	// Zero means the agent's default, 500ms.

@@ -37,7 +37,7 @@ func TestServerStateGauge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm := admin.New(cfg, a, st, &admin.LocalOverrides{}, admin.Options{})
+	adm := admin.New(cfg, a, st, memory.New(memory.Options{}), admin.Options{})
 	m := New(Sources{Version: "test", Pools: adm.Pools})
 	report := func(down ...string) {
 		req := assign.Request{Key: "u", Health: true}

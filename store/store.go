@@ -20,9 +20,6 @@ type Store interface {
 	Assigner
 	Inspector
 	Overrides
-	// NeverBlocks reports whether Assign finishes without waiting on I/O (the memory store):
-	// callers then need not put a deadline on the decision.
-	NeverBlocks() bool
 }
 
 // Assigner makes seat decisions. Implementations decide one request atomically and are safe
@@ -32,6 +29,9 @@ type Assigner interface {
 	// and Outcome. An invalid request returns an error wrapping ErrInvalidRequest; a done
 	// context returns its error.
 	Assign(ctx context.Context, req Request) (Result, error)
+	// NeverBlocks reports whether Assign finishes without waiting on I/O (the memory store):
+	// callers then need not put a deadline on the decision.
+	NeverBlocks() bool
 }
 
 // Inspector reads and frees seats for operators. The servers and idle arguments are the

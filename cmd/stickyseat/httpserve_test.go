@@ -192,7 +192,7 @@ func TestSecretFiles(t *testing.T) {
 func TestAdminCLITokenFile(t *testing.T) {
 	const token = "cli-token-5d2"
 	base := assign.Config{Pools: []assign.Pool{{Name: "default", Servers: []assign.Server{{Name: "s1", Quota: 1}}, IdleTimeout: time.Hour}}}
-	a := admin.New(base, nopReloader{}, memory.New(memory.Options{}), &admin.LocalOverrides{}, admin.Options{Token: token})
+	a := admin.New(base, nopReloader{}, memory.New(memory.Options{}), memory.New(memory.Options{}), admin.Options{Token: token})
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")

@@ -137,11 +137,11 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer st.close()
-	assigner, err := assign.New(cfg.Pools.Policy, st.seats, assign.Options{})
+	assigner, err := assign.New(cfg.Pools.Policy, st, assign.Options{})
 	if err != nil {
 		return err
 	}
-	adm := admin.New(cfg.Pools.Policy, assigner, st.inspect, st.overrides, admin.Options{Token: cfg.AdminToken, AllowedHosts: cfg.AdminHosts, Logger: log})
+	adm := admin.New(cfg.Pools.Policy, assigner, st, st, admin.Options{Token: cfg.AdminToken, AllowedHosts: cfg.AdminHosts, Logger: log})
 	if err := adm.Sync(c.Context); err != nil {
 		log.Warn().Err(err).Msg("cannot read run-time changes at start")
 	}

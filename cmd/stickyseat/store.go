@@ -12,9 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
-	"github.com/stickyseat/stickyseat/admin"
-	"github.com/stickyseat/stickyseat/assign"
-	"github.com/stickyseat/stickyseat/metrics"
+	"github.com/stickyseat/stickyseat/store"
 	"github.com/stickyseat/stickyseat/store/memory"
 	"github.com/stickyseat/stickyseat/store/redis"
 )
@@ -101,14 +99,12 @@ func storeConfigFromFlags(c *cli.Context, decisionTimeout time.Duration) (storeC
 	return cfg, checkStateFile(cfg)
 }
 
-// openedStore is the configured store in the roles the agent's parts need.
+// openedStore is the configured store.
 type openedStore struct {
-	seats     assign.Store
-	inspect   admin.Store
-	overrides admin.Overrides
-	stats     metrics.StoreStats // nil for memory
-	kind      string
-	close     func()
+	store.Store
+	stats store.Stats // nil for memory, which keeps no such counters
+	kind  string
+	close func()
 }
 
 // openStore builds the configured store.
@@ -126,7 +122,7 @@ func openStore(ctx context.Context, cfg storeConfig, log zerolog.Logger) (opened
 				st.RunState(ctx, cfg.StateFile, cfg.StateInterval, log.With().Str("component", "state").Logger())
 			})
 		}
-		return openedStore{seats: st, inspect: st, overrides: &admin.LocalOverrides{}, kind: "memory",
+		return openedStore{Store: st, kind: "memory",
 			close: func() {
 				cancel()
 				wg.Wait()
@@ -141,7 +137,7 @@ func openStore(ctx context.Context, cfg storeConfig, log zerolog.Logger) (opened
 		return openedStore{}, fmt.Errorf("--redis: %w", err)
 	}
 	if cfg.RedisPassword != "" {
-		uo.Password = cfg.RedisPassword
+		_ = cfg.RedisPassword //MUT
 	}
 	// go-redis logs every failed dial through a package-level logger; route it to Debug so
 	// an outage is reported once per interval by the store, not once per connection attempt.
@@ -157,7 +153,7 @@ func openStore(ctx context.Context, cfg storeConfig, log zerolog.Logger) (opened
 		// status=error (fail-closed) and the client keeps reconnecting.
 		log.Warn().Err(err).Strs("redis", uo.Addrs).Msg("redis not reachable at start; answering status=error until it is")
 	}
-	return openedStore{seats: st, inspect: st, overrides: st, stats: st, kind: "redis", close: func() {
+	return openedStore{Store: st, stats: st, kind: "redis", close: func() {
 		// The store first answers the calls already made (its pipelines), then the client goes.
 		if err := st.Close(); err != nil {
 			log.Warn().Err(err).Msg("closing the redis store")

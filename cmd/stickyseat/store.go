@@ -137,7 +137,7 @@ func openStore(ctx context.Context, cfg storeConfig, log zerolog.Logger) (opened
 		return openedStore{}, fmt.Errorf("--redis: %w", err)
 	}
 	if cfg.RedisPassword != "" {
-		_ = cfg.RedisPassword //MUT
+		uo.Password = cfg.RedisPassword
 	}
 	// go-redis logs every failed dial through a package-level logger; route it to Debug so
 	// an outage is reported once per interval by the store, not once per connection attempt.

@@ -47,6 +47,12 @@ type Decision struct {
 	Previous string
 	// Err says why the status is invalid or error.
 	Err error
+	// Position is the user's place in the pool's line (StatusQueued; 1 is next).
+	Position int
+	// Wait estimates the time until a queued user is seated; zero when unknown.
+	Wait time.Duration
+	// Waited is how long a user seated from the line waited in it; zero otherwise.
+	Waited time.Duration
 }
 
 // Errors behind StatusInvalid, for callers that count reasons.
@@ -113,6 +119,9 @@ func (a *Assigner) Reload(cfg Config) error {
 	for _, p := range cfg.Pools {
 		cp := &compiledPool{name: p.Name, servers: p.Servers, grace: p.DownGrace, policy: p.DownPolicy}
 		cp.req = store.Request{Pool: p.Name, Idle: p.IdleTimeout}
+		if p.WhenFull == WhenFullQueue {
+			cp.req.Queue = store.Queue{Timeout: p.QueueTimeout, Max: p.QueueMax}
+		}
 		for _, s := range p.Servers {
 			switch s.State {
 			case StateUp:
@@ -170,7 +179,7 @@ func (a *Assigner) Decide(ctx context.Context, req Request) Decision {
 	if err != nil {
 		return Decision{Status: StatusError, Pool: p.name, Err: fmt.Errorf("assign in pool %q: %w", p.name, err)}
 	}
-	d := Decision{Pool: p.name, Server: res.Server, Previous: res.Previous}
+	d := Decision{Pool: p.name, Server: res.Server, Previous: res.Previous, Waited: res.Waited}
 	switch res.Outcome {
 	case store.OutcomeHit:
 		d.Status = StatusHit
@@ -180,10 +189,12 @@ func (a *Assigner) Decide(ctx context.Context, req Request) Decision {
 		d.Status = StatusMoved
 	case store.OutcomeFull:
 		d.Status, d.Server = StatusFull, ""
+	case store.OutcomeQueued:
+		d.Status, d.Server, d.Position, d.Wait = StatusQueued, "", res.Position, res.Wait
 	default:
 		return Decision{Status: StatusError, Pool: p.name, Err: fmt.Errorf("assign in pool %q: store answered outcome %d", p.name, res.Outcome)}
 	}
-	if d.Status != StatusFull && d.Server == "" {
+	if d.Status.Seated() && d.Server == "" {
 		return Decision{Status: StatusError, Pool: p.name, Err: fmt.Errorf("assign in pool %q: store answered %s without a server", p.name, res.Outcome)}
 	}
 	return d

@@ -12,6 +12,7 @@ import (
 	"github.com/stickyseat/stickyseat/assign"
 	"github.com/stickyseat/stickyseat/store"
 	"github.com/stickyseat/stickyseat/store/memory"
+	"github.com/stickyseat/stickyseat/store/storetest"
 )
 
 // fakeClock is a clock the test moves by hand, so expiry is exact.
@@ -337,7 +338,7 @@ func TestNeverBlocks(t *testing.T) {
 // TestConfigClone: a clone carries every field and shares nothing a run-time change edits.
 func TestConfigClone(t *testing.T) {
 	orig := assign.Config{MaxSeats: 10, Pools: []assign.Pool{
-		{Name: "web", IdleTimeout: idle, DownGrace: time.Second, DownPolicy: assign.DownKeep, Servers: []assign.Server{up("s1", 4), {Name: "s2", Quota: 2, State: assign.StateDrain}}},
+		{Name: "web", IdleTimeout: idle, DownGrace: time.Second, DownPolicy: assign.DownKeep, WhenFull: assign.WhenFullQueue, QueueTimeout: time.Second, QueueMax: 3, Servers: []assign.Server{up("s1", 4), {Name: "s2", Quota: 2, State: assign.StateDrain}}},
 	}}
 	// Every field set: a field Clone dropped would show as a difference below.
 	for _, v := range []reflect.Value{reflect.ValueOf(orig), reflect.ValueOf(orig.Pools[0])} {
@@ -401,5 +402,65 @@ func TestConfigErrorPlaces(t *testing.T) {
 				t.Errorf("Validate() placed %+v; want %+v", g, tt.want)
 			}
 		})
+	}
+}
+
+// TestWhenFullQueue: a pool whose line is on answers queued with the place, and seats the
+// head first once a seat frees; the default pool answers full as before.
+func TestWhenFullQueue(t *testing.T) {
+	clock := storetest.NewClock(time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC))
+	line := assign.Pool{Name: "web", IdleTimeout: idle, Servers: []assign.Server{up("s1", 1)},
+		WhenFull: assign.WhenFullQueue, QueueTimeout: 2 * idle, QueueMax: 10}
+	a, err := assign.New(assign.Config{Pools: []assign.Pool{line}}, memory.New(memory.Options{Clock: clock.Now}), assign.Options{Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	decide := func(key string) assign.Decision { return a.Decide(ctx, assign.Request{Key: key}) }
+	if d := decide("u1"); d.Status != assign.StatusNew {
+		t.Fatalf("Decide(u1) = %+v; want new", d)
+	}
+	for i, key := range []string{"u2", "u3"} {
+		if d := decide(key); d.Status != assign.StatusQueued || d.Position != i+1 || d.Server != "" {
+			t.Fatalf("Decide(%s) = %+v; want queued at %d, no server", key, d, i+1)
+		}
+	}
+	clock.Advance(idle)
+	if d := decide("u3"); d.Status != assign.StatusQueued || d.Position != 2 {
+		t.Errorf("Decide(u3) after a seat freed = %+v; want still queued at 2 (the seat is u2's)", d)
+	}
+	if d := decide("u2"); d.Status != assign.StatusNew || d.Server != "s1" || d.Waited != idle {
+		t.Errorf("Decide(u2) = %+v; want new on s1 after waiting %v", d, idle)
+	}
+
+	line.WhenFull = assign.WhenFullReject
+	if err := a.Reload(assign.Config{Pools: []assign.Pool{line}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := decide("u4"); d.Status != assign.StatusFull || d.Position != 0 {
+		t.Errorf("Decide(u4) with the line off = %+v; want full", d)
+	}
+}
+
+func TestQueueConfigValidated(t *testing.T) {
+	base := assign.Pool{Name: "web", IdleTimeout: idle, Servers: []assign.Server{up("s1", 1)}, WhenFull: assign.WhenFullQueue, QueueTimeout: time.Second, QueueMax: 1}
+	for _, tt := range []struct {
+		name string
+		edit func(*assign.Pool)
+		want string
+	}{
+		{"no timeout", func(p *assign.Pool) { p.QueueTimeout = 0 }, `pool "web": queue timeout must be positive, got 0s`},
+		{"no room", func(p *assign.Pool) { p.QueueMax = 0 }, `pool "web": queue max must be positive, got 0`},
+		{"unknown", func(p *assign.Pool) { p.WhenFull = 7 }, `pool "web": unknown when-full 7`},
+	} {
+		p := base
+		tt.edit(&p)
+		err := assign.Config{Pools: []assign.Pool{p}}.Validate()
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s: Validate() = %v; want %q", tt.name, err, tt.want)
+		}
+	}
+	if err := (assign.Config{Pools: []assign.Pool{base}}).Validate(); err != nil {
+		t.Errorf("Validate(valid line) = %v", err)
 	}
 }

@@ -90,6 +90,45 @@ func ParseDownPolicy(s string) (DownPolicy, error) {
 // DefaultDownGrace is how long a server may be down before its users are moved.
 const DefaultDownGrace = 10 * time.Second
 
+// WhenFull says what a user gets when no seat is free for them.
+type WhenFull uint8
+
+// What to do when full.
+const (
+	// WhenFullReject answers full: HAProxy refuses the user, who may retry.
+	WhenFullReject WhenFull = iota
+	// WhenFullQueue puts the user in the pool's line (first come, first served) and
+	// answers queued with their place; their retries keep it.
+	WhenFullQueue
+)
+
+// String returns the config name.
+func (w WhenFull) String() string {
+	if w == WhenFullQueue {
+		return "queue"
+	}
+	return "reject"
+}
+
+// ParseWhenFull reads a config name ("" is reject).
+func ParseWhenFull(s string) (WhenFull, error) {
+	switch s {
+	case "reject", "":
+		return WhenFullReject, nil
+	case "queue":
+		return WhenFullQueue, nil
+	}
+	return 0, fmt.Errorf("unknown when-full %q (want reject or queue)", s)
+}
+
+// Defaults of a pool's line; configuration layers fill them in.
+const (
+	// DefaultQueueTimeout is how long a queued user keeps their place without asking again.
+	DefaultQueueTimeout = 30 * time.Second
+	// DefaultQueueMax is the most places in one pool's line.
+	DefaultQueueMax = 100_000
+)
+
 // Pool is one HAProxy backend whose servers share users under quotas.
 type Pool struct {
 	Name string
@@ -103,6 +142,12 @@ type Pool struct {
 	DownGrace time.Duration
 	// DownPolicy applies once the grace has passed.
 	DownPolicy DownPolicy
+	// WhenFull says whether a user who finds no free seat is refused or waits in line.
+	WhenFull WhenFull
+	// QueueTimeout is how long a place in line is kept without a request (WhenFullQueue).
+	QueueTimeout time.Duration
+	// QueueMax is the most places in the line; newcomers past it are answered full.
+	QueueMax int
 }
 
 // Config is the whole policy the agent applies.
@@ -206,6 +251,14 @@ func (p Pool) validate(i int) error {
 	}
 	if p.DownPolicy > DownKeep {
 		return bad(-1, "DownPolicy", "pool %q: unknown down policy %d", p.Name, p.DownPolicy)
+	}
+	switch {
+	case p.WhenFull > WhenFullQueue:
+		return bad(-1, "WhenFull", "pool %q: unknown when-full %d", p.Name, p.WhenFull)
+	case p.WhenFull == WhenFullQueue && p.QueueTimeout <= 0:
+		return bad(-1, "QueueTimeout", "pool %q: queue timeout must be positive, got %s", p.Name, p.QueueTimeout)
+	case p.WhenFull == WhenFullQueue && p.QueueMax <= 0:
+		return bad(-1, "QueueMax", "pool %q: queue max must be positive, got %d", p.Name, p.QueueMax)
 	}
 	first := make(map[string]int, len(p.Servers))
 	for j, s := range p.Servers {

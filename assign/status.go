@@ -3,7 +3,7 @@ package assign
 // Status is what HAProxy reads in txn.stickyseat.status.
 type Status uint8
 
-// Statuses, as DESIGN.md's contract names them.
+// Statuses, as HAProxy's rules read them (values of txn.stickyseat.status).
 const (
 	StatusHit     Status = iota + 1 // known user, seat refreshed
 	StatusNew                       // seat granted
@@ -11,10 +11,11 @@ const (
 	StatusFull                      // every server full
 	StatusInvalid                   // no usable key
 	StatusError                     // store failed
+	StatusQueued                    // no seat free: waiting in the pool's line
 )
 
 // Statuses lists every status, in order, for counters and documentation.
-var Statuses = []Status{StatusHit, StatusNew, StatusMoved, StatusFull, StatusInvalid, StatusError}
+var Statuses = []Status{StatusHit, StatusNew, StatusMoved, StatusFull, StatusInvalid, StatusError, StatusQueued}
 
 // String returns the value the agent sets in txn.stickyseat.status.
 func (s Status) String() string {
@@ -31,6 +32,8 @@ func (s Status) String() string {
 		return "invalid"
 	case StatusError:
 		return "error"
+	case StatusQueued:
+		return "queued"
 	}
 	return "error"
 }

@@ -54,6 +54,9 @@ func poolSummary(p assign.Pool, rule agent.KeyRule) string {
 		fmt.Fprintf(&b, "%s%s=%d %s", sep, s.Name, s.Quota, s.State)
 	}
 	fmt.Fprintf(&b, "), idle %s, down grace %s, policy %s", shortDuration(p.IdleTimeout), shortDuration(p.DownGrace), p.DownPolicy)
+	if p.WhenFull == assign.WhenFullQueue {
+		fmt.Fprintf(&b, ", when full queue (timeout %s, max %d)", shortDuration(p.QueueTimeout), p.QueueMax)
+	}
 	if rule.FromBody != nil {
 		fmt.Fprintf(&b, ", key from body %s", rule.FromBody)
 	}

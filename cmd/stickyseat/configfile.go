@@ -173,7 +173,7 @@ type backendOwner struct {
 // two pools share is refused here, with its line: haproxy-config could not write them.
 func (d configDecoder) pool(n *yaml.Node, path string, maxUsers int, backends map[string]backendOwner) (filePool, error) {
 	var fp filePool
-	m, err := d.fields(n, path, "name", "idle-timeout", "down-grace", "down-policy", "key-from-body", "key-fallback", "haproxy", "servers")
+	m, err := d.fields(n, path, "name", "idle-timeout", "down-grace", "down-policy", "when-full", "queue-timeout", "queue-max", "key-from-body", "key-fallback", "haproxy", "servers")
 	if err != nil {
 		return fp, err
 	}
@@ -186,7 +186,31 @@ func (d configDecoder) pool(n *yaml.Node, path string, maxUsers int, backends ma
 		return fp, err
 	}
 	at := filePos{path: path, line: m.line, nameLine: e.line}
-	p := assign.Pool{Name: name, IdleTimeout: defaultIdleTimeout, DownGrace: assign.DefaultDownGrace}
+	p := assign.Pool{Name: name, IdleTimeout: defaultIdleTimeout, DownGrace: assign.DefaultDownGrace,
+		QueueTimeout: assign.DefaultQueueTimeout, QueueMax: assign.DefaultQueueMax}
+	if e, ok := m.get("when-full"); ok {
+		s, err := d.scalar(e)
+		if err != nil {
+			return fp, err
+		}
+		if p.WhenFull, err = assign.ParseWhenFull(s); err != nil {
+			return fp, d.wrap(e, err)
+		}
+	}
+	if e, ok := m.get("queue-timeout"); ok {
+		s, err := d.scalar(e)
+		if err != nil {
+			return fp, err
+		}
+		if p.QueueTimeout, err = parseDuration(s); err != nil {
+			return fp, d.wrap(e, err)
+		}
+	}
+	if e, ok := m.get("queue-max"); ok {
+		if p.QueueMax, err = d.positive(e); err != nil {
+			return fp, err
+		}
+	}
 
 	if e, ok := m.get("idle-timeout"); ok {
 		s, err := d.scalar(e)

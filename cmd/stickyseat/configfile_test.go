@@ -79,7 +79,7 @@ func viewPools(cfg fileConfig) []poolView {
 // goodConfigFiles maps each valid file in testdata to what it parses to.
 var goodConfigFiles = map[string][]poolView{
 	"good-one-pool.yaml": {{
-		Pool: assign.Pool{Name: "web", IdleTimeout: 24 * time.Hour, DownGrace: assign.DefaultDownGrace, DownPolicy: assign.DownMove, Servers: []assign.Server{
+		Pool: assign.Pool{Name: "web", IdleTimeout: 24 * time.Hour, DownGrace: assign.DefaultDownGrace, DownPolicy: assign.DownMove, QueueTimeout: assign.DefaultQueueTimeout, QueueMax: assign.DefaultQueueMax, Servers: []assign.Server{
 			{Name: "s1", Quota: 4, State: assign.StateUp},
 			{Name: "s2", Quota: 2, State: assign.StateUp},
 		}},
@@ -87,7 +87,7 @@ var goodConfigFiles = map[string][]poolView{
 	}},
 	"good-three-pools.yaml": {
 		{
-			Pool: assign.Pool{Name: "web", IdleTimeout: 24 * time.Hour, DownGrace: 10 * time.Second, DownPolicy: assign.DownMove, Servers: []assign.Server{
+			Pool: assign.Pool{Name: "web", IdleTimeout: 24 * time.Hour, DownGrace: 10 * time.Second, DownPolicy: assign.DownMove, QueueTimeout: assign.DefaultQueueTimeout, QueueMax: assign.DefaultQueueMax, Servers: []assign.Server{
 				{Name: "s1", Quota: 4, State: assign.StateUp},
 				{Name: "s2", Quota: 2, State: assign.StateDrain},
 				{Name: "s3", Quota: 2, State: assign.StateUp},
@@ -101,7 +101,7 @@ var goodConfigFiles = map[string][]poolView{
 			}},
 		},
 		{
-			Pool: assign.Pool{Name: "api.v2", IdleTimeout: 15 * time.Minute, DownGrace: 0, DownPolicy: assign.DownKeep, Servers: []assign.Server{
+			Pool: assign.Pool{Name: "api.v2", IdleTimeout: 15 * time.Minute, DownGrace: 0, DownPolicy: assign.DownKeep, QueueTimeout: assign.DefaultQueueTimeout, QueueMax: assign.DefaultQueueMax, Servers: []assign.Server{
 				{Name: "a1", Quota: 10, State: assign.StateDown},
 				{Name: "a2", Quota: 2, State: assign.StateUp},
 			}},
@@ -109,7 +109,7 @@ var goodConfigFiles = map[string][]poolView{
 			HAProxy: haproxy.Pool{Name: "api.v2", Backend: "stickyseat_api.v2", Servers: []haproxy.Server{{Name: "a1"}, {Name: "a2"}}},
 		},
 		{
-			Pool: assign.Pool{Name: "soap_legacy", IdleTimeout: 90 * time.Minute, DownGrace: 2 * time.Minute, DownPolicy: assign.DownMove, Servers: []assign.Server{
+			Pool: assign.Pool{Name: "soap_legacy", IdleTimeout: 90 * time.Minute, DownGrace: 2 * time.Minute, DownPolicy: assign.DownMove, QueueTimeout: assign.DefaultQueueTimeout, QueueMax: assign.DefaultQueueMax, Servers: []assign.Server{
 				{Name: "l1", Quota: 1, State: assign.StateDrain},
 			}},
 			KeyFrom: "regex:<Id>([0-9]+)</Id>",
@@ -314,6 +314,10 @@ func TestLoadConfigFileNamesThePath(t *testing.T) {
 func TestCheckConfig(t *testing.T) {
 	good := filepath.Join("testdata", "good-three-pools.yaml")
 	big := writeFile(t, "pools:\n- name: web\n  servers: [{name: s1, quota: 3000000}, {name: s2, quota: 2000001}]\n")
+	queueFile := writeFile(t, "pools:\n- name: web\n  when-full: queue\n  queue-timeout: 45s\n  queue-max: 500\n  servers: [{name: s1, quota: 2}]\n")
+	queueDefaults := writeFile(t, "pools:\n- name: web\n  when-full: queue\n  servers: [{name: s1, quota: 2}]\n")
+	badWhenFull := writeFile(t, "pools:\n- name: web\n  when-full: wait\n  servers: [{name: s1, quota: 2}]\n")
+	badQueueMax := writeFile(t, "pools:\n- name: web\n  queue-max: 0\n  servers: [{name: s1, quota: 2}]\n")
 	tests := []struct {
 		name    string
 		args    []string
@@ -330,6 +334,10 @@ func TestCheckConfig(t *testing.T) {
 		{"bad file", []string{"--config", filepath.Join("testdata", "bad-duplicate-server.yaml")}, "", "",
 			filepath.Join("testdata", "bad-duplicate-server.yaml") + `:8: pools[0].servers[2].name: duplicate server "s1" in pool "web"`},
 		{"no file", nil, "", "", "--config: no config file given (or set STICKYSEAT_CONFIG)"},
+		{"a pool with a line", []string{"--config", queueFile}, "", "pool web: 1 server (s1=2 up), idle 24h, down grace 10s, policy move, when full queue (timeout 45s, max 500)\n", ""},
+		{"a line with the default sizes", []string{"--config", queueDefaults}, "", "pool web: 1 server (s1=2 up), idle 24h, down grace 10s, policy move, when full queue (timeout 30s, max 100000)\n", ""},
+		{"an unknown when-full", []string{"--config", badWhenFull}, "", "", badWhenFull + `:3: pools[0].when-full: unknown when-full "wait" (want reject or queue)`},
+		{"a queue-max of zero", []string{"--config", badQueueMax}, "", "", badQueueMax + `:3: pools[0].queue-max: must be positive, got 0`},
 		// serve refuses these: check-config applies the same --max-seats, default included.
 		{"quotas past --max-seats", []string{"--config", filepath.Join("testdata", "good-one-pool.yaml"), "--max-seats", "5"}, "", "",
 			filepath.Join("testdata", "good-one-pool.yaml") + `:3: pools[0]: pool "web": quotas add up to 6 seats, above the limit of 5 seats per pool (raise --max-seats)`},

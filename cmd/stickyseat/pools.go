@@ -45,7 +45,7 @@ func (p pools) validate() error {
 }
 
 // overridable are the flags that, given with --config, override the file's only pool.
-var overridable = []string{"servers", "max-users", "idle-timeout", "pool", "down-grace", "down-policy", "key-from-body", "key-fallback"}
+var overridable = []string{"servers", "max-users", "idle-timeout", "pool", "down-grace", "down-policy", "when-full", "queue-timeout", "queue-max", "key-from-body", "key-fallback"}
 
 // loadPools reads the pools the flags point at and validates them. It is called at start
 // and at every reload.
@@ -133,6 +133,21 @@ func overrideFromFlags(c *cli.Context, f *fileConfig) error {
 	if c.IsSet("down-policy") {
 		if fp.Pool.DownPolicy, err = downPolicyFlag(c); err != nil {
 			return err
+		}
+	}
+	if c.IsSet("when-full") || c.IsSet("queue-timeout") || c.IsSet("queue-max") {
+		var q assign.Pool
+		if err := queueFlags(c, &q); err != nil {
+			return err
+		}
+		if c.IsSet("when-full") {
+			fp.Pool.WhenFull = q.WhenFull
+		}
+		if c.IsSet("queue-timeout") {
+			fp.Pool.QueueTimeout = q.QueueTimeout
+		}
+		if c.IsSet("queue-max") {
+			fp.Pool.QueueMax = q.QueueMax
 		}
 	}
 	if c.IsSet("key-from-body") || c.IsSet("key-fallback") {

@@ -21,6 +21,9 @@ func poolFlags() []cli.Flag {
 		&cli.StringFlag{Name: "down-grace", Value: "10s", Usage: "a server HAProxy reports down keeps its users (and takes no new ones) this long before they move", EnvVars: []string{"STICKYSEAT_DOWN_GRACE"}},
 		&cli.StringFlag{Name: "down-policy", Value: "move", Usage: "after the grace, move a down server's users (move) or keep them waiting for it (keep)", EnvVars: []string{"STICKYSEAT_DOWN_POLICY"}},
 		&cli.StringFlag{Name: "pool", Value: "default", Usage: "pool name (the message's pool= argument, when sent)", EnvVars: []string{"STICKYSEAT_POOL"}},
+		&cli.StringFlag{Name: "when-full", Value: "reject", Usage: "when no seat is free: reject the user (full), or queue them in a first-come-first-served line (queued, with their place)", EnvVars: []string{"STICKYSEAT_WHEN_FULL"}},
+		&cli.DurationFlag{Name: "queue-timeout", Value: assign.DefaultQueueTimeout, Usage: "with --when-full queue: a user keeps their place while they ask again within this", EnvVars: []string{"STICKYSEAT_QUEUE_TIMEOUT"}},
+		&cli.IntFlag{Name: "queue-max", Value: assign.DefaultQueueMax, Usage: "with --when-full queue: most places in the line; newcomers past it get full", EnvVars: []string{"STICKYSEAT_QUEUE_MAX"}},
 		maxSeatsFlag(),
 	}
 }
@@ -55,7 +58,26 @@ func poolFromFlags(c *cli.Context) (assign.Pool, error) {
 	if p.DownPolicy, err = downPolicyFlag(c); err != nil {
 		return p, err
 	}
+	if err := queueFlags(c, &p); err != nil {
+		return p, err
+	}
 	return p, nil
+}
+
+// queueFlags reads --when-full, --queue-timeout and --queue-max into p.
+func queueFlags(c *cli.Context, p *assign.Pool) error {
+	w, err := assign.ParseWhenFull(c.String("when-full"))
+	if err != nil {
+		return fmt.Errorf("--when-full: %w", err)
+	}
+	p.WhenFull, p.QueueTimeout, p.QueueMax = w, c.Duration("queue-timeout"), c.Int("queue-max")
+	if p.QueueTimeout <= 0 {
+		return fmt.Errorf("--queue-timeout: must be positive, got %s", p.QueueTimeout)
+	}
+	if p.QueueMax <= 0 {
+		return fmt.Errorf("--queue-max: must be positive, got %d", p.QueueMax)
+	}
+	return nil
 }
 
 func idleFlag(c *cli.Context) (time.Duration, error) {

@@ -51,13 +51,20 @@ type Options struct {
 	// address it was reached on and loopback names; any other Host gets 421.
 	AllowedHosts []string
 	Logger       zerolog.Logger
+	// Clock tells the time shown as "ago" and "in" on the page and the API; nil means
+	// time.Now. Give it the store's clock so both agree.
+	Clock func() time.Time
 }
 
 // New returns an Admin for the configuration base, already applied by the caller.
 // Run-time changes are kept in ov, which every agent sharing the seats reads (the seat store
 // itself: both stores implement store.Overrides).
 func New(base assign.Config, r Reloader, st store.Inspector, ov store.Overrides, opts Options) *Admin {
-	return &Admin{store: st, overrides: ov, reloader: r, token: opts.Token, now: time.Now,
+	now := opts.Clock
+	if now == nil {
+		now = time.Now
+	}
+	return &Admin{store: st, overrides: ov, reloader: r, token: opts.Token, now: now,
 		allowedHosts: opts.AllowedHosts, refusals: &logLimit{every: 10 * time.Second},
 		log: opts.Logger.With().Str("component", "admin").Logger(), base: base, current: base}
 }

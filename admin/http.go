@@ -24,6 +24,27 @@ type PoolView struct {
 	Seats       []SeatView   `json:"seats"`
 	Used        int          `json:"used"`
 	Quota       int          `json:"quota"`
+	// Line is the pool's waiting line; nil when the pool refuses users when full.
+	Line *LineView `json:"line,omitempty"`
+}
+
+// LineView is a pool's waiting line: its length and its head.
+type LineView struct {
+	Length int `json:"length"`
+	// Lapsed counts the places that lapsed (their user stopped asking) since the store began.
+	Lapsed  uint64      `json:"lapsed"`
+	Timeout string      `json:"timeout"`
+	Max     int         `json:"max"`
+	Head    []PlaceView `json:"head"`
+}
+
+// PlaceView is one place in a line.
+type PlaceView struct {
+	Key      string    `json:"key"`
+	Position int       `json:"position"`
+	Joined   time.Time `json:"joined"`
+	Waiting  string    `json:"waiting"`
+	LapsesIn string    `json:"lapses_in"`
 }
 
 // ServerView is one server: its state and quota in force, and its live seats.
@@ -84,9 +105,29 @@ func (a *Admin) Pools(ctx context.Context, limit int) ([]PoolView, error) {
 			pv.Seats = append(pv.Seats, SeatView{Key: st.Key, Server: st.Server, LastSeen: st.LastSeen,
 				SeenAgo: now.Sub(st.LastSeen).Round(time.Second).String(), ExpiresIn: st.Expires.Sub(now).Round(time.Second).String()})
 		}
+		if p.WhenFull == assign.WhenFullQueue {
+			if pv.Line, err = a.line(ctx, p, limit); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, pv)
 	}
 	return out, nil
+}
+
+// line reads the pool's line with up to limit places from its head.
+func (a *Admin) line(ctx context.Context, p assign.Pool, limit int) (*LineView, error) {
+	l, err := a.store.Line(ctx, p.Name, p.QueueTimeout, limit)
+	if err != nil {
+		return nil, err
+	}
+	now := a.now()
+	lv := &LineView{Length: l.Length, Lapsed: l.Lapsed, Timeout: p.QueueTimeout.String(), Max: p.QueueMax, Head: []PlaceView{}}
+	for _, pl := range l.Head {
+		lv.Head = append(lv.Head, PlaceView{Key: pl.Key, Position: pl.Position, Joined: pl.Joined,
+			Waiting: now.Sub(pl.Joined).Round(time.Second).String(), LapsesIn: pl.Lapses.Sub(now).Round(time.Second).String()})
+	}
+	return lv, nil
 }
 
 //go:embed page.html
@@ -111,6 +152,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("POST /logout", a.logout)
 	mux.HandleFunc("GET /api/pools", a.apiPools)
 	mux.HandleFunc("GET /api/user", a.apiUser)
+	mux.HandleFunc("GET /api/queue", a.apiQueue)
 	mux.HandleFunc("POST /api/evict", a.apiEvict)
 	mux.HandleFunc("POST /api/state", a.apiState)
 	mux.HandleFunc("POST /api/quota", a.apiQuota)
@@ -247,6 +289,35 @@ func (a *Admin) apiPools(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, pools)
+}
+
+// apiQueue answers one pool's waiting line with up to places places from its head.
+func (a *Admin) apiQueue(w http.ResponseWriter, r *http.Request) {
+	pool := r.FormValue("pool")
+	p, ok := a.pool(pool)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown pool " + strconv.Quote(pool)})
+		return
+	}
+	if p.WhenFull != assign.WhenFullQueue {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "pool " + strconv.Quote(p.Name) + " has no line (when-full: reject)"})
+		return
+	}
+	limit := 100
+	if v := r.FormValue("places"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "places must be a number"})
+			return
+		}
+		limit = n
+	}
+	lv, err := a.line(r.Context(), p, limit)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, lv)
 }
 
 func (a *Admin) apiUser(w http.ResponseWriter, r *http.Request) {

@@ -179,6 +179,8 @@ var (
 	quotaDesc = prometheus.NewDesc("stickyseat_seats_quota", "A server's quota in force.", []string{"pool", "server"}, nil)
 	stateDesc = prometheus.NewDesc("stickyseat_server_state", "1 for the state this agent's decisions apply to the server (up, drain, down-in-grace, down): the configured state under HAProxy's health reports and the down grace.", []string{"pool", "server", "state"}, nil)
 	upDesc    = prometheus.NewDesc("stickyseat_seats_scrape_ok", "1 when the seats could be read from the store.", nil, nil)
+	lineDesc  = prometheus.NewDesc("stickyseat_queue_length", "Users waiting in the pool's line (pools with when-full: queue).", []string{"pool"}, nil)
+	lapseDesc = prometheus.NewDesc("stickyseat_queue_lapsed_total", "Places in the pool's line that lapsed because their user stopped asking (counted by the store, shared by every agent on it).", []string{"pool"}, nil)
 )
 
 func (c *seatsCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -186,6 +188,8 @@ func (c *seatsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- quotaDesc
 	ch <- stateDesc
 	ch <- upDesc
+	ch <- lineDesc
+	ch <- lapseDesc
 }
 
 func (c *seatsCollector) Collect(ch chan<- prometheus.Metric) {
@@ -198,6 +202,10 @@ func (c *seatsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
 	for _, p := range pools {
+		if p.Line != nil {
+			ch <- prometheus.MustNewConstMetric(lineDesc, prometheus.GaugeValue, float64(p.Line.Length), p.Name)
+			ch <- prometheus.MustNewConstMetric(lapseDesc, prometheus.CounterValue, float64(p.Line.Lapsed), p.Name)
+		}
 		for _, s := range p.Servers {
 			ch <- prometheus.MustNewConstMetric(usedDesc, prometheus.GaugeValue, float64(s.Used), p.Name, s.Name)
 			ch <- prometheus.MustNewConstMetric(quotaDesc, prometheus.GaugeValue, float64(s.Quota), p.Name, s.Name)

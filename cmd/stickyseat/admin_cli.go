@@ -36,7 +36,11 @@ func adminCommand() *cli.Command {
 			{Name: "user", Usage: "one user's seat", Flags: with(pool, key), Action: func(c *cli.Context) error {
 				return adminCall(c, http.MethodGet, "/api/user", url.Values{"pool": {c.String("pool")}, "key": {c.String("key")}})
 			}},
-			{Name: "evict", Usage: "free a user's seat (their next request gets a new one)", Flags: with(pool, key), Action: func(c *cli.Context) error {
+			{Name: "queue", Usage: "a pool's waiting line (when-full: queue): its length and the places at its head", Flags: with(pool, &cli.IntFlag{Name: "places", Value: 20, Usage: "places to list from the head"}),
+				Action: func(c *cli.Context) error {
+					return adminCall(c, http.MethodGet, "/api/queue", url.Values{"pool": {c.String("pool")}, "places": {fmt.Sprint(c.Int("places"))}})
+				}},
+			{Name: "evict", Usage: "free a user's seat or place in line (their next request is a newcomer's)", Flags: with(pool, key), Action: func(c *cli.Context) error {
 				return adminCall(c, http.MethodPost, "/api/evict", url.Values{"pool": {c.String("pool")}, "key": {c.String("key")}})
 			}},
 			{Name: "drain", Usage: "no new users on a server; seated users stay", Flags: with(pool, server), Action: func(c *cli.Context) error {

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/negasus/haproxy-spoe-go/worker"
 	"github.com/rs/zerolog"
 
 	"github.com/stickyseat/stickyseat/assign"
@@ -225,8 +224,9 @@ func (a *Agent) serveConn(c net.Conn) {
 			a.mu.Unlock()
 		}()
 		defer func() {
-			// The library decodes frames with unchecked slicing; a frame that slips past the
-			// guard must cost this connection only, never the process.
+			// The library decodes frames with unchecked slicing, on this goroutine (negasus.go,
+			// assumption 1); a frame that slips past the guard must cost this connection only,
+			// never the process.
 			if r := recover(); r != nil {
 				a.stats.panics.Add(1)
 				a.logPanic(r, a.log.Error().Str("peer", c.RemoteAddr().String()), "SPOP connection crashed the decoder; closed it")
@@ -234,7 +234,7 @@ func (a *Agent) serveConn(c net.Conn) {
 			}
 		}()
 		a.log.Debug().Str("peer", c.RemoteAddr().String()).Msg("SPOP connection opened")
-		worker.Handle(g, a.handle, connLogger{log: a.log, peer: c.RemoteAddr().String(), limit: a.connLog})
+		serveLibrary(g, a.handle, connLogger{log: a.log, peer: c.RemoteAddr().String(), limit: a.connLog})
 		// A reset between frames (HAProxy 3.1+ closing an idle connection) is a normal end.
 		a.log.Debug().Str("peer", c.RemoteAddr().String()).Bool("peer_reset", g.peerReset).Msg("SPOP connection closed")
 	}()

@@ -30,9 +30,10 @@ var errFrame = errors.New("bad SPOP frame")
 var errHelloTimeout = errors.New("no HAPROXY-HELLO in time")
 
 // guardConn sits between a peer and negasus/haproxy-spoe-go, which trusts the 4-byte frame
-// length (0 allocates ~4 GiB, 1–4 panic). It follows frame boundaries in the byte stream,
-// refuses a length shorter than a frame header or longer than the negotiated
-// max-frame-size, and reads the HELLO itself to learn that size. Writes pass through.
+// length and the types of HELLO items (negasus.go, assumptions 3 and 4). It follows frame
+// boundaries in the byte stream, refuses a length shorter than a frame header or longer
+// than the negotiated max-frame-size, and reads the HELLO and DISCONNECT frames whole to
+// check their items (and learn the size from the HELLO). Writes are combined (see Write).
 type guardConn struct {
 	net.Conn
 	r *bufio.Reader
@@ -54,8 +55,9 @@ type guardConn struct {
 	peerReset bool
 
 	// inFlight holds one token per NOTIFY handed to the library and not yet answered: the
-	// library starts a goroutine per NOTIFY and writes its ACK with no deadline, so a peer
-	// that sends without reading would otherwise pile up goroutines without bound.
+	// library starts a goroutine per NOTIFY and answers each with one ACK (negasus.go,
+	// assumption 7), so a peer that sends without reading would otherwise pile up
+	// goroutines without bound.
 	inFlight chan struct{}
 	done     chan struct{} // closed when the connection is closed
 	doneOnce sync.Once
@@ -89,7 +91,8 @@ func newGuardConn(c net.Conn, l guardLimits, stats *counters) *guardConn {
 	return g
 }
 
-// Write sends one frame (the library writes each frame in one call). A frame always
+// Write sends one frame (the library writes each frame in one call: negasus.go,
+// assumption 6); it is safe for concurrent use, as the library's writers need. A frame always
 // reaches the socket in one write(2), never cut: HAProxy 3.2 and later reset a connection
 // whose AGENT-HELLO arrives in pieces, and with TCP_NODELAY (Go's default) one write of a
 // small frame is one segment. Frames are combined:
@@ -101,7 +104,7 @@ func newGuardConn(c net.Conn, l guardLimits, stats *counters) *guardConn {
 // failed write closes the connection, so writers stuck behind such a peer are released.
 func (g *guardConn) Write(p []byte) (int, error) {
 	acks := 0
-	if len(p) > 4 && p[4] == spop.TypeAck {
+	if isAck(p) {
 		acks = 1
 	}
 	g.wmu.Lock()
@@ -228,7 +231,7 @@ func (g *guardConn) nextFrame(p []byte) (int, error) {
 		return 0, err
 	}
 	n := binary.BigEndian.Uint32(g.hdr[:])
-	if n < spop.MinFrameLen {
+	if n < minFrameLen {
 		return 0, fmt.Errorf("%w: length %d is shorter than a frame header", errFrame, n)
 	}
 	if !g.closing.Load() && uint32(g.r.Buffered()) < n && !hello {
@@ -244,7 +247,10 @@ func (g *guardConn) nextFrame(p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if typ[0] == spop.TypeNotify {
+	if typ[0] == spop.TypeHAProxyDisconnect {
+		return g.readItemsFrame(p, n)
+	}
+	if takesToken(typ[0]) {
 		select {
 		case g.inFlight <- struct{}{}:
 		case <-g.done:
@@ -256,51 +262,78 @@ func (g *guardConn) nextFrame(p []byte) (int, error) {
 	return g.Read(p)
 }
 
-// readHello reads the first frame whole, checks it is a HAPROXY-HELLO and takes its
-// max-frame-size, which the library echoes back and so becomes the negotiated size.
+// readHello reads the first frame whole, checks it is a HAPROXY-HELLO whose items the
+// library can take, and learns the max-frame-size it will negotiate.
 func (g *guardConn) readHello(p []byte, n uint32) (int, error) {
 	if n > maxHelloLen {
 		return 0, fmt.Errorf("%w: first frame of %d bytes is too long for a HAPROXY-HELLO", errFrame, n)
 	}
-	frame := make([]byte, 4+n)
-	copy(frame, g.hdr[:])
-	if _, err := io.ReadFull(g.r, frame[4:]); err != nil {
+	frame, err := g.readWhole(n)
+	if err != nil {
 		if !g.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 			return 0, fmt.Errorf("%w: not whole within %s", errHelloTimeout, g.limits.hello)
 		}
 		return 0, err
 	}
-	h, payload, err := spop.ReadHeader(frame[4:])
+	h, kvs, err := readItems(frame)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", errFrame, err)
+		return 0, err
 	}
 	if h.Type != spop.TypeHAProxyHello {
 		return 0, fmt.Errorf("%w: first frame has type %d, want HAPROXY-HELLO", errFrame, h.Type)
 	}
-	kvs, err := spop.ReadKVs(payload)
-	if err != nil {
-		return 0, fmt.Errorf("%w: HAPROXY-HELLO: %w", errFrame, err)
-	}
 	mfs, ok := spop.ItemUint(kvs, "max-frame-size")
-	if !ok || mfs < spop.MinFrameLen {
+	if !ok || mfs < minFrameLen {
 		return 0, fmt.Errorf("%w: HAPROXY-HELLO without a usable max-frame-size", errFrame)
-	}
-	for _, kv := range kvs {
-		// The library asserts these types without checking them.
-		if (kv.Name == "healthcheck" && kv.Value.Kind != spop.DataBool) ||
-			(kv.Name == "engine-id" && kv.Value.Kind != spop.DataString) {
-			return 0, fmt.Errorf("%w: HAPROXY-HELLO item %q has type %d", errFrame, kv.Name, kv.Value.Kind)
-		}
-		if kv.Name == "max-frame-size" && kv.Value.Kind != spop.DataUint32 {
-			return 0, fmt.Errorf("%w: HAPROXY-HELLO max-frame-size has type %d, want uint32", errFrame, kv.Value.Kind)
-		}
 	}
 	if mfs > uint64(g.limit) {
 		return 0, fmt.Errorf("%w: HAProxy offers max-frame-size %d, above the agent's limit %d (raise --max-frame-size)", errFrame, mfs, g.limit)
 	}
-	g.maxFrame = uint32(mfs)
+	g.maxFrame = negotiatedFrameSize(uint32(mfs))
 	g.pending = frame
 	return g.Read(p)
+}
+
+// readItemsFrame reads a HAPROXY-DISCONNECT whole and lets it through if the library can
+// take its items.
+func (g *guardConn) readItemsFrame(p []byte, n uint32) (int, error) {
+	frame, err := g.readWhole(n)
+	if err != nil {
+		return 0, err
+	}
+	if _, _, err := readItems(frame); err != nil {
+		return 0, err
+	}
+	g.pending = frame
+	return g.Read(p)
+}
+
+// readWhole reads the frame of length n whose length bytes are in g.hdr, and returns it
+// with them.
+func (g *guardConn) readWhole(n uint32) ([]byte, error) {
+	frame := make([]byte, 4+n)
+	copy(frame, g.hdr[:])
+	if _, err := io.ReadFull(g.r, frame[4:]); err != nil {
+		return nil, err
+	}
+	return frame, nil
+}
+
+// readItems decodes a HELLO or DISCONNECT frame (with its length bytes) and checks its
+// items against the types the library asserts.
+func readItems(frame []byte) (spop.Header, []spop.KV, error) {
+	h, payload, err := spop.ReadHeader(frame[4:])
+	if err != nil {
+		return h, nil, fmt.Errorf("%w: %w", errFrame, err)
+	}
+	kvs, err := spop.ReadKVs(payload)
+	if err != nil {
+		return h, nil, fmt.Errorf("%w: frame type %d: %w", errFrame, h.Type, err)
+	}
+	if err := checkItems(kvs); err != nil {
+		return h, nil, fmt.Errorf("%w: frame type %d: %w", errFrame, h.Type, err)
+	}
+	return h, kvs, nil
 }
 
 // Kinds of read deadline in force.

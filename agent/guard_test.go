@@ -114,3 +114,43 @@ func TestGuardAcceptsFrameOfExactlyMaxFrameSize(t *testing.T) {
 		t.Errorf("status = %q; want new", got)
 	}
 }
+
+// TestGuardChecksDisconnectItems: the library asserts the types of HAPROXY-DISCONNECT items
+// as it does a HELLO's, so the guard checks them: a bad one is a bad frame, not a panic in
+// the decoder; a good one is answered.
+func TestGuardChecksDisconnectItems(t *testing.T) {
+	a, addr, _ := startAgent(t, &fakeDecider{}, Options{})
+	for _, good := range []bool{true, false} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		c := spop.NewClient(conn)
+		if _, err := c.Hello(false); err != nil {
+			t.Fatalf("Hello: %v", err)
+		}
+		f := spop.AppendDisconnect(nil, spop.TypeHAProxyDisconnect, 0, "normal")
+		if !good {
+			f = spop.AppendHeader(nil, spop.Header{Type: spop.TypeHAProxyDisconnect, Flags: spop.FlagFin})
+			f = spop.AppendKV(f, "healthcheck", spop.AppendString(nil, "yes"))
+			f = spop.Finish(f, 0)
+		}
+		if _, err := conn.Write(f); err != nil {
+			t.Fatal(err)
+		}
+		if good {
+			if h, _, err := c.ReadFrame(); err != nil || h.Type != spop.TypeAgentDisconnect {
+				t.Errorf("answer to a HAPROXY-DISCONNECT: frame type %d, %v; want AGENT-DISCONNECT", h.Type, err)
+			}
+		}
+		if !closedWithin(conn, 5*time.Second) {
+			t.Errorf("good=%v: the connection stayed open after a HAPROXY-DISCONNECT", good)
+		}
+	}
+	waitFor(t, 5*time.Second, "the bad DISCONNECT counted", func() bool { return a.Stats().BadFrames == 1 })
+	if st := a.Stats(); st.Panics != 0 {
+		t.Errorf("Stats() = %+v; want the bad DISCONNECT refused by the guard (no panic)", st)
+	}
+}

@@ -2,21 +2,17 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/negasus/haproxy-spoe-go/action"
 	"github.com/negasus/haproxy-spoe-go/message"
 	"github.com/negasus/haproxy-spoe-go/request"
 
 	"github.com/stickyseat/stickyseat/assign"
 )
 
-// Message arguments (DESIGN.md, "The contract with HAProxy").
+// Message arguments, the user-visible contract with HAProxy's SPOE configuration.
 const (
 	ArgKey  = "key"
 	ArgPool = "pool"
@@ -28,10 +24,8 @@ const (
 	ArgUpPrefix = "up:"
 )
 
-// errArgType marks an argument whose typed value cannot be a key or pool name.
-var errArgType = errors.New("unsupported argument type")
-
-// handle answers one NOTIFY frame. It runs on the library's per-frame goroutine.
+// handle answers one NOTIFY frame. It runs on the library's goroutine for that frame
+// (negasus.go, assumption 7), so a panic is recovered here or kills the process.
 func (a *Agent) handle(req *request.Request) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -75,22 +69,18 @@ func (a *Agent) decide(m *message.Message) assign.Decision {
 		default:
 			if strings.HasPrefix(item.Name, ArgUpPrefix) {
 				in.health = true
-				if up, ok := item.Value.(bool); ok && !up {
+				if up, ok := argBool(item.Value); ok && !up {
 					pool, server, _ := strings.Cut(item.Name[len(ArgUpPrefix):], ":")
 					in.down = append(in.down, assign.ServerRef{Pool: pool, Server: server})
 				}
 			}
 		case ArgBody:
 			// Extractors keep nothing of the body, so the library's buffer is read in place.
-			switch v := item.Value.(type) {
-			case []byte:
-				in.body, in.hasBody = v, true
-			case string:
-				in.body, in.hasBody = []byte(v), true
-			case nil:
+			var ok bool
+			if in.body, ok = argBody(item.Value); ok {
 				in.hasBody = true
-			default:
-				err = fmt.Errorf("%w %T", errArgType, v)
+			} else {
+				err = fmt.Errorf("%w %T", errArgType, item.Value)
 			}
 		}
 		if err != nil && argErr == nil {
@@ -135,42 +125,11 @@ func (a *Agent) keyRule(pool string) KeyRule {
 	return rules[""]
 }
 
-// answer writes the decision as variables. Values are always strings: the library panics
-// on negative or large ints and stalls streams on other types.
+// answer writes the decision as variables, strings only (see setVar).
 func (a *Agent) answer(req *request.Request, d assign.Decision) {
 	a.stats.count(d.Status)
-	req.Actions.SetVar(action.ScopeTransaction, VarStatus, d.Status.String())
+	setVar(req, VarStatus, d.Status.String())
 	if d.Status.Seated() && d.Server != "" {
-		req.Actions.SetVar(action.ScopeTransaction, VarServer, d.Server)
+		setVar(req, VarServer, d.Server)
 	}
-}
-
-// argText renders a typed argument as text. The returned string never aliases the
-// library's buffers, which are reused after the handler returns.
-func argText(v any) (string, error) {
-	switch v := v.(type) {
-	case nil:
-		return "", nil
-	case string:
-		return v, nil
-	case []byte:
-		return string(v), nil
-	case net.IP:
-		if ip4 := v.To4(); ip4 != nil {
-			return ip4.String(), nil
-		}
-		if len(v) != net.IPv6len {
-			return "", fmt.Errorf("%w: address of %d bytes", errArgType, len(v))
-		}
-		return v.String(), nil
-	case int32:
-		return strconv.FormatInt(int64(v), 10), nil
-	case int64:
-		return strconv.FormatInt(v, 10), nil
-	case uint32:
-		return strconv.FormatUint(uint64(v), 10), nil
-	case uint64:
-		return strconv.FormatUint(v, 10), nil
-	}
-	return "", fmt.Errorf("%w %T", errArgType, v)
 }

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/stickyseat/stickyseat/assign"
@@ -34,9 +33,6 @@ func (r KeyRule) Validate() error {
 	return fmt.Errorf("unknown key fallback %q (want src or nothing)", r.Fallback)
 }
 
-// errNoKey is the reason behind status=invalid when no rule produced a key.
-var errNoKey = errors.New("no user key")
-
 // args are a message's arguments as text, decoded once.
 type args struct {
 	key, pool, src string
@@ -47,21 +43,22 @@ type args struct {
 }
 
 // userKey applies rule to the arguments: the key argument, else the body, else the
-// fallback. The error says why none worked; it never holds the key or the body.
+// fallback. The error, assign.ErrNoKey wrapped, says why none worked; it never holds the
+// key or the body.
 func (r KeyRule) userKey(a args) (string, error) {
 	if a.key != "" {
 		return a.key, nil
 	}
-	var why error = errNoKey
+	var why error = assign.ErrNoKey
 	if r.FromBody != nil {
 		if !a.hasBody {
-			why = fmt.Errorf("%w: no body argument for %s (send body=req.body)", errNoKey, r.FromBody)
+			why = fmt.Errorf("%w: no body argument for %s (send body=req.body)", assign.ErrNoKey, r.FromBody)
 		} else {
 			k, err := r.FromBody.Key(a.body)
 			if err == nil {
 				return k, nil
 			}
-			why = fmt.Errorf("%w: %w", errNoKey, err)
+			why = fmt.Errorf("%w: %w", assign.ErrNoKey, err)
 		}
 	}
 	if r.Fallback == FallbackSrc {

@@ -356,7 +356,8 @@ func disconnectError(payload []byte) error {
 	return fmt.Errorf("agent disconnected: status %d %q", code, msg)
 }
 
-// errContract is an ACK that parses but breaks DESIGN.md's contract.
+// errContract is an ACK that parses but breaks the agent's contract with HAProxy (the
+// statuses and variables HAProxy's configuration relies on).
 var errContract = errors.New("answer breaks the contract")
 
 // ack checks and counts one ACK.

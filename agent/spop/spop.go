@@ -238,13 +238,6 @@ func AppendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// AppendBinary appends a binary typed datum.
-func AppendBinary(b []byte, p []byte) []byte {
-	b = append(b, DataBinary)
-	b = AppendVarint(b, uint64(len(p)))
-	return append(b, p...)
-}
-
 // AppendUint32 appends a uint32 typed datum.
 func AppendUint32(b []byte, n uint32) []byte {
 	return AppendVarint(append(b, DataUint32), uint64(n))

@@ -1,6 +1,7 @@
 package spop
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"net/netip"
@@ -87,4 +88,108 @@ func FuzzDecoders(f *testing.F) {
 		ReadKVs(b)
 		ReadValue(b)
 	})
+}
+
+func TestText(t *testing.T) {
+	tests := []struct {
+		v       Value
+		want    string
+		wantErr bool
+	}{
+		{Value{Kind: DataNull}, "", false},
+		{Str("alice"), "alice", false},
+		{Bin([]byte{'b', 0}), "b\x00", false},
+		{Addr(netip.MustParseAddr("192.0.2.1")), "192.0.2.1", false},
+		{Addr(netip.MustParseAddr("::ffff:192.0.2.1")), "192.0.2.1", false},
+		{Addr(netip.MustParseAddr("2001:db8::1")), "2001:db8::1", false},
+		{Value{Kind: DataInt32, Int: -7}, "-7", false},
+		{Int64(-1 << 40), "-1099511627776", false},
+		{Uint32(1 << 31), "2147483648", false},
+		{Value{Kind: DataUint64, Uint: 1 << 63}, "9223372036854775808", false},
+		{Bool(true), "", true},
+		{Bool(false), "", true},
+		{Value{Kind: 12}, "", true},
+	}
+	for _, tt := range tests {
+		got, err := tt.v.Text()
+		if got != tt.want || (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, ErrNoText)) {
+			t.Errorf("%v.Text() = %q, %v; want %q (error: %v, ErrNoText)", tt.v, got, err, tt.want, tt.wantErr)
+		}
+		if s := tt.v.String(); !tt.wantErr && s != tt.want {
+			t.Errorf("%v.String() = %q; want Text's %q", tt.v, s, tt.want)
+		}
+	}
+	if s := Bool(true).String(); s != "<bool true>" {
+		t.Errorf("Bool(true).String() = %q; want <bool true>, never a text value", s)
+	}
+}
+
+func TestActionsRoundTrip(t *testing.T) {
+	var b []byte
+	b = AppendSetVar(b, ScopeTransaction, "status", Str("hit"))
+	whole := map[int]bool{0: true, len(b): true} // where a cut falls between actions
+	b = AppendName(append(b, ActionUnsetVar, 2, ScopeTransaction), "old")
+	whole[len(b)] = true
+	b = AppendSetVar(b, ScopeTransaction, "n", Uint32(5))
+	acts, err := ReadActions(b)
+	if err != nil || len(acts) != 3 {
+		t.Fatalf("ReadActions = %+v, %v; want 3 actions", acts, err)
+	}
+	if v := Vars(acts); len(v) != 2 || v["status"] != "hit" || v["n"] != "5" {
+		t.Errorf("Vars = %v; want status=hit n=5", v)
+	}
+	if string(acts[1].Name) != "old" || acts[1].Type != ActionUnsetVar {
+		t.Errorf("second action %+v; want unset-var old", acts[1])
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		for p := b; len(p) > 0; {
+			_, l, err := ReadAction(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p = p[l:]
+		}
+	}); n != 0 {
+		t.Errorf("ReadAction allocates %v times; want 0", n)
+	}
+	for i := range len(b) {
+		if _, err := ReadActions(b[:i]); err == nil && !whole[i] {
+			t.Errorf("ReadActions of %d of %d bytes: no error", i, len(b))
+		}
+	}
+}
+
+func TestPeekAndReadFrame(t *testing.T) {
+	f := AppendNotify(nil, 3, 1, Message{Name: "m"})
+	stream := append(append([]byte(nil), f...), f...)
+	r := bufio.NewReaderSize(bytes.NewReader(stream), 64)
+	for range 2 {
+		body, err := PeekFrame(r, 100)
+		if err != nil || !bytes.Equal(body, f[4:]) {
+			t.Fatalf("PeekFrame = % x, %v; want % x", body, err, f[4:])
+		}
+		r.Discard(4 + len(body))
+	}
+	for _, tt := range []struct {
+		name  string
+		frame []byte
+		max   uint32
+	}{
+		{"too short", []byte{0, 0, 0, MinFrameLen - 1, 3, 0, 0, 0, 1, 1}, 100},
+		{"above max", f, uint32(len(f) - 5)},
+		{"above the buffer", append([]byte{0, 0, 0, 80}, make([]byte, 80)...), 100},
+	} {
+		if _, err := PeekFrame(bufio.NewReaderSize(bytes.NewReader(tt.frame), 16), tt.max); err == nil {
+			t.Errorf("PeekFrame(%s): no error", tt.name)
+		}
+		if tt.name == "above the buffer" {
+			continue // ReadFrame has no buffer limit
+		}
+		if _, err := ReadFrame(bytes.NewReader(tt.frame), nil, tt.max); err == nil {
+			t.Errorf("ReadFrame(%s): no error", tt.name)
+		}
+	}
+	if body, err := ReadFrame(bytes.NewReader(f), nil, 100); err != nil || !bytes.Equal(body, f[4:]) {
+		t.Errorf("ReadFrame = % x, %v; want % x", body, err, f[4:])
+	}
 }

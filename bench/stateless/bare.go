@@ -9,6 +9,7 @@ import (
 
 	"github.com/stickyseat/stickyseat/agent"
 	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/assign"
 )
 
 // serveBare answers on ln with the smallest SPOP responder this package can write: no
@@ -105,11 +106,11 @@ func appendBareAnswer(b []byte, msgs []spop.Message, servers []string) []byte {
 		}
 		for _, a := range m.Args {
 			if a.Name == agent.ArgKey && len(a.Value.Bytes) > 0 {
-				b = spop.AppendSetVar(b, spop.ScopeTransaction, agent.VarStatus, spop.Str("hit"))
+				b = spop.AppendSetVar(b, spop.ScopeTransaction, agent.VarStatus, spop.Str(assign.StatusHit.String()))
 				return spop.AppendSetVar(b, spop.ScopeTransaction, agent.VarServer, spop.Str(servers[fnv1a(a.Value.Bytes)%uint64(len(servers))]))
 			}
 		}
-		return spop.AppendSetVar(b, spop.ScopeTransaction, agent.VarStatus, spop.Str("invalid"))
+		return spop.AppendSetVar(b, spop.ScopeTransaction, agent.VarStatus, spop.Str(assign.StatusInvalid.String()))
 	}
 	return b
 }

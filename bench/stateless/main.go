@@ -118,13 +118,13 @@ func serveLibrary(ctx context.Context, ln net.Listener, servers []string) error 
 // hashes to (FNV-1a), as strings (the library panics on some ints); no key is invalid.
 func handler(servers []string) func(*request.Request) {
 	return func(req *request.Request) {
-		m, err := req.Messages.GetByName("stickyseat")
+		m, err := req.Messages.GetByName(agent.MessageName)
 		if err != nil {
 			return
 		}
-		v, ok := m.KV.Get("key")
+		v, ok := m.KV.Get(agent.ArgKey)
 		if !ok {
-			req.Actions.SetVar(action.ScopeTransaction, "status", "invalid")
+			req.Actions.SetVar(action.ScopeTransaction, agent.VarStatus, assign.StatusInvalid.String())
 			return
 		}
 		var h uint64
@@ -136,10 +136,10 @@ func handler(servers []string) func(*request.Request) {
 		case net.IP:
 			h = fnv1a([]byte(k))
 		default:
-			req.Actions.SetVar(action.ScopeTransaction, "status", "invalid")
+			req.Actions.SetVar(action.ScopeTransaction, agent.VarStatus, assign.StatusInvalid.String())
 			return
 		}
-		req.Actions.SetVar(action.ScopeTransaction, "status", "hit")
-		req.Actions.SetVar(action.ScopeTransaction, "server", servers[h%uint64(len(servers))])
+		req.Actions.SetVar(action.ScopeTransaction, agent.VarStatus, assign.StatusHit.String())
+		req.Actions.SetVar(action.ScopeTransaction, agent.VarServer, servers[h%uint64(len(servers))])
 	}
 }

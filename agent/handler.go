@@ -75,7 +75,8 @@ func (a *Agent) decide(m *message.Message) assign.Decision {
 				}
 			}
 		case ArgBody:
-			// Extractors keep nothing of the body, so the library's buffer is read in place.
+			// Extractors keep nothing of the body, so the library's buffer is read in place
+			// (negasus.go, assumption 9).
 			var ok bool
 			if in.body, ok = argBody(item.Value); ok {
 				in.hasBody = true

@@ -26,6 +26,10 @@ const MessageName = "stickyseat"
 const (
 	VarStatus = "status"
 	VarServer = "server"
+	// VarPosition is a queued user's place in the pool's line, "1" for the next one seated.
+	VarPosition = "position"
+	// VarWait is a queued user's estimated wait in whole seconds, when there is an estimate.
+	VarWait = "wait"
 )
 
 // Decider makes one seat decision. It must be safe for concurrent use and must not panic
@@ -77,7 +81,7 @@ type Options struct {
 	// OnDecision, when set, is told of every answer (metrics): the pool decided in (empty
 	// when unknown), the status and how long the decision took. It must be fast and safe
 	// for concurrent use.
-	OnDecision func(pool string, status assign.Status, took time.Duration)
+	OnDecision func(d assign.Decision, took time.Duration)
 	// Logger receives lifecycle events; per-message lines are Debug only.
 	Logger zerolog.Logger
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -44,6 +45,10 @@ func (f *fakeDecider) Decide(ctx context.Context, req assign.Request) assign.Dec
 		return assign.Decision{Status: assign.StatusNew, Server: "s-slow"}
 	case "full":
 		return assign.Decision{Status: assign.StatusFull}
+	case "queued":
+		return assign.Decision{Status: assign.StatusQueued, Position: 3, Wait: 1500 * time.Millisecond}
+	case "queued-no-estimate":
+		return assign.Decision{Status: assign.StatusQueued, Position: 12}
 	case "broken":
 		return assign.Decision{Status: assign.StatusError, Err: errors.New("store down")}
 	}
@@ -303,5 +308,28 @@ func TestHealthArguments(t *testing.T) {
 	}
 	if got := reqs[1]; got.Health || len(got.Down) != 0 {
 		t.Errorf("without up: arguments, request = %+v; want no health report", got)
+	}
+}
+
+// TestQueuedAnswer: a queued user gets their place, and the wait in whole seconds rounded up
+// when there is an estimate; never a server.
+func TestQueuedAnswer(t *testing.T) {
+	_, addr, _ := startAgent(t, &fakeDecider{}, Options{})
+	c := dial(t, addr)
+	for i, tt := range []struct {
+		key  string
+		want map[string]string
+	}{
+		{"queued", map[string]string{VarStatus: "queued", VarPosition: "3", VarWait: "2"}},
+		{"queued-no-estimate", map[string]string{VarStatus: "queued", VarPosition: "12"}},
+		{"full", map[string]string{VarStatus: "full"}},
+	} {
+		acts, err := c.Notify(uint64(i+1), 1, msg(arg("key", spop.Str(tt.key))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := spop.Vars(acts); !maps.Equal(got, tt.want) {
+			t.Errorf("%s: vars %v; want %v", tt.key, got, tt.want)
+		}
 	}
 }

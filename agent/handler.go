@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,7 +45,7 @@ func (a *Agent) handle(req *request.Request) {
 		d := a.decide(m)
 		a.answer(req, d)
 		if a.opts.OnDecision != nil {
-			a.opts.OnDecision(d.Pool, d.Status, time.Since(start))
+			a.opts.OnDecision(d, time.Since(start))
 		}
 		if d.Err != nil && a.log.Debug().Enabled() {
 			a.log.Debug().Uint64("stream_id", req.StreamID).Str("status", d.Status.String()).Err(d.Err).Msg("no seat")
@@ -132,5 +133,12 @@ func (a *Agent) answer(req *request.Request, d assign.Decision) {
 	setVar(req, VarStatus, d.Status.String())
 	if d.Status.Seated() && d.Server != "" {
 		setVar(req, VarServer, d.Server)
+	}
+	if d.Status == assign.StatusQueued {
+		setVar(req, VarPosition, strconv.Itoa(d.Position))
+		if d.Wait > 0 {
+			// Whole seconds, rounded up: a wait under a second is still "1", never "0".
+			setVar(req, VarWait, strconv.FormatInt(int64((d.Wait+time.Second-1)/time.Second), 10))
+		}
 	}
 }

@@ -224,9 +224,9 @@ func TestInvalidIsCountedInTheNamedPool(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var seen []obs
-	_, addr, _ := startAgent(t, &fakeDecider{}, Options{OnDecision: func(pool string, st assign.Status, _ time.Duration) {
+	_, addr, _ := startAgent(t, &fakeDecider{}, Options{OnDecision: func(d assign.Decision, _ time.Duration) {
 		mu.Lock()
-		seen = append(seen, obs{pool, st})
+		seen = append(seen, obs{d.Pool, d.Status})
 		mu.Unlock()
 	}})
 	c := dial(t, addr)

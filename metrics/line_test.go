@@ -45,3 +45,23 @@ func TestQueueGauges(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueWaitHistogram: a user seated from the line adds the time they waited; others add
+// nothing.
+func TestQueueWaitHistogram(t *testing.T) {
+	m := New(Sources{Version: "test"})
+	m.ObserveDecision(assign.Decision{Pool: "web", Status: assign.StatusNew, Server: "s1", Waited: 20 * time.Second}, time.Millisecond)
+	m.ObserveDecision(assign.Decision{Pool: "web", Status: assign.StatusNew, Server: "s1"}, time.Millisecond)
+	m.ObserveDecision(assign.Decision{Pool: "web", Status: assign.StatusQueued, Position: 1}, time.Millisecond)
+	out := scrape(t, m)
+	for _, want := range []string{
+		`stickyseat_queue_wait_seconds_count{pool="web"} 1` + "\n",
+		`stickyseat_queue_wait_seconds_bucket{pool="web",le="15"} 0` + "\n",
+		`stickyseat_queue_wait_seconds_bucket{pool="web",le="30"} 1` + "\n",
+		`stickyseat_decisions_total{pool="web",status="queued"} 1` + "\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+}

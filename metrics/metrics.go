@@ -73,7 +73,10 @@ type Metrics struct {
 	// counters caches decisions' children per status, then pool: WithLabelValues hashes
 	// both labels and takes a lock on every call, once per decision. Maps are replaced,
 	// never changed, so reads take no lock; a pool is added on its first decision.
-	counters [int(assign.StatusError) + 1]atomic.Pointer[map[string]prometheus.Counter]
+	counters [int(assign.StatusQueued) + 1]atomic.Pointer[map[string]prometheus.Counter]
+
+	// waited is the time users seated from a line waited in it, by pool.
+	waited *prometheus.HistogramVec
 	addMu    sync.Mutex
 }
 
@@ -82,7 +85,7 @@ func New(src Sources) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stickyseat_decisions_total", Help: "Answers to HAProxy by pool and status (hit, new, moved, full, invalid, error); pool \"unknown\" when the message named no pool that exists.",
+			Name: "stickyseat_decisions_total", Help: "Answers to HAProxy by pool and status (hit, new, moved, full, invalid, error, queued); pool \"unknown\" when the message named no pool that exists.",
 		}, []string{"pool", "status"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "stickyseat_decision_duration_seconds",
@@ -90,7 +93,12 @@ func New(src Sources) *Metrics {
 			Buckets: latencyBuckets(src.DecisionTimeout),
 		}),
 	}
-	m.reg.MustRegister(m.decisions, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.waited = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "stickyseat_queue_wait_seconds",
+		Help:    "Time a user seated from the pool's line waited in it, from joining to the seat.",
+		Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600},
+	}, []string{"pool"})
+	m.reg.MustRegister(m.decisions, m.latency, m.waited, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "stickyseat_build_info", Help: "Always 1; the labels say which build runs.",
 		ConstLabels: prometheus.Labels{"version": src.Version, "go_version": runtime.Version()}})
 	build.Set(1)
@@ -125,12 +133,16 @@ func New(src Sources) *Metrics {
 
 // ObserveDecision counts one answer; agent.Options.OnDecision. An empty pool is counted
 // as UnknownPool.
-func (m *Metrics) ObserveDecision(pool string, status assign.Status, took time.Duration) {
+func (m *Metrics) ObserveDecision(d assign.Decision, took time.Duration) {
+	pool := d.Pool
 	if pool == "" {
 		pool = UnknownPool
 	}
-	m.counter(pool, status).Inc()
+	m.counter(pool, d.Status).Inc()
 	m.latency.Observe(took.Seconds())
+	if d.Waited > 0 {
+		m.waited.WithLabelValues(pool).Observe(d.Waited.Seconds())
+	}
 }
 
 // counter returns the decisions counter of pool and status.

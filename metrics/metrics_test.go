@@ -36,7 +36,7 @@ func TestObserveDecisionCounts(t *testing.T) {
 			for range 2 {
 				wg.Go(func() {
 					for range perSeries / 2 {
-						m.ObserveDecision(pool, st, time.Microsecond)
+						m.ObserveDecision(assign.Decision{Pool: pool, Status: st}, time.Microsecond)
 					}
 				})
 			}
@@ -72,7 +72,7 @@ func BenchmarkObserveDecision(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			m.ObserveDecision("web", assign.StatusHit, time.Microsecond)
+			m.ObserveDecision(assign.Decision{Pool: "web", Status: assign.StatusHit}, time.Microsecond)
 		}
 	})
 }
@@ -117,7 +117,7 @@ func TestLatencyBucketsCoverTheDecisionTimeout(t *testing.T) {
 		{100 * time.Millisecond, []string{"0.05", "0.1", "0.2"}},
 	} {
 		m := New(Sources{Version: "test", DecisionTimeout: tt.timeout})
-		m.ObserveDecision("web", assign.StatusError, tt.timeout+time.Millisecond)
+		m.ObserveDecision(assign.Decision{Pool: "web", Status: assign.StatusError}, tt.timeout+time.Millisecond)
 		out := scrape(t, m)
 		for _, le := range tt.want {
 			if !strings.Contains(out, `stickyseat_decision_duration_seconds_bucket{le="`+le+`"}`) {

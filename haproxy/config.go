@@ -37,6 +37,7 @@ const (
 	DefaultSPOEPath          = "/etc/haproxy/stickyseat.spoe.conf"
 	DefaultProcessingTimeout = time.Second
 	DefaultRetryAfter        = 30 * time.Second
+	DefaultQueueRetryAfter   = 5 * time.Second
 	DefaultKeyTCP            = "src"
 	DefaultKeyHTTP           = "req.hdr(x-user)"
 )
@@ -86,6 +87,10 @@ type Config struct {
 	// RetryAfter is the Retry-After sent with the http 503 when every server is full. Default
 	// 30s; rounded up to whole seconds.
 	RetryAfter time.Duration
+	// QueueRetryAfter is how soon a user waiting in a pool's line is told to ask again (http
+	// Retry-After, and the refresh of the page showing their place). Keep it well under the
+	// agent's queue timeout, or places lapse between two tries. Default 5s; whole seconds.
+	QueueRetryAfter time.Duration
 	// NoHealthChecks leaves "check" off the servers. Checks are on by default: stickyseat
 	// relies on HAProxy marking a dead server DOWN, after which no one is sent there (weight 0
 	// leaves no fallback) instead of each connection failing against it.
@@ -100,6 +105,10 @@ type Pool struct {
 	Backend string
 	// Servers in the pool (at least one). Their names are what the agent answers.
 	Servers []Server
+	// Queue: the pool's users who find no free seat wait in its line (the agent's
+	// when-full: queue). In http mode they get a 503 showing their place; in tcp mode their
+	// connection is refused as when full, and their retries keep the place.
+	Queue bool
 }
 
 // Server is one HAProxy server.
@@ -146,6 +155,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryAfter < 0 {
 		bad("RetryAfter %v: must not be negative", c.RetryAfter)
+	}
+	if c.QueueRetryAfter < 0 {
+		bad("QueueRetryAfter %v: must not be negative", c.QueueRetryAfter)
 	}
 	if len(c.Pools) == 0 {
 		bad("Pools: want at least one pool")
@@ -209,6 +221,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.QueueRetryAfter == 0 {
+		c.QueueRetryAfter = DefaultQueueRetryAfter
 	}
 	if len(c.Pools) > 1 {
 		c.SendPool = true

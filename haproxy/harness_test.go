@@ -29,7 +29,7 @@ import (
 // process, all on random loopback ports.
 
 // seat is what the fake agent answers; empty fields are not set.
-type seat struct{ server, status string }
+type seat struct{ server, status, position, wait string }
 
 // fakeAgent stands in for `stickyseat serve`: it answers each "stickyseat" message with what
 // its answer function returns (strings only, as the real agent) and records the arguments.
@@ -98,6 +98,12 @@ func (fa *fakeAgent) handle(req *request.Request) {
 	}
 	if s.status != "" {
 		req.Actions.SetVar(action.ScopeTransaction, "status", s.status)
+	}
+	if s.position != "" {
+		req.Actions.SetVar(action.ScopeTransaction, "position", s.position)
+	}
+	if s.wait != "" {
+		req.Actions.SetVar(action.ScopeTransaction, "wait", s.wait)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -65,28 +66,49 @@ type renderData struct {
 	// processing timeout, so that retries of a refused connection fit in it.
 	AgentConnectTimeout string
 	RetryAfterSeconds   int64
+	// AnyQueue: some pool has a line, so the agent may set position and wait.
+	AnyQueue               bool
+	QueueRetryAfterSeconds int64
+	// QueuePageHead and QueuePageTail frame the page a queued http user sees.
+	QueuePageHead, QueuePageTail string
 }
+
+// queuePageHead and queuePageTail are the waiting page, written into haproxy.cfg as one
+// lf-string: single quotes only (the string is in double quotes), no '%' but HAProxy's own
+// %[...] (it is a log-format), no script and nothing fetched from elsewhere. It refreshes
+// itself after %d seconds (the Retry-After), which is what keeps the place.
+const (
+	queuePageHead = "<!doctype html><html lang='en'><head><meta charset='utf-8'><meta http-equiv='refresh' content='%d'>" +
+		"<meta name='viewport' content='width=device-width, initial-scale=1'><title>Waiting for a seat</title>" +
+		"<style>body{font-family:sans-serif;max-width:32em;margin:4em auto;text-align:center}.place{font-size:3em;margin:.2em}</style></head>" +
+		"<body><h1>Every seat is taken</h1><p>Your place in line:</p><p class='place' id='place'>%%[var(txn.stickyseat.position)]</p>"
+	queuePageTail = "<p>This page asks again by itself; keep it open to keep your place.</p></body></html>"
+)
 
 func newRenderData(c Config, g Globals, frontendLog bool) renderData {
 	c = c.withDefaults()
 	return renderData{
-		FrontendLog:           frontendLog,
-		Config:                c,
-		Globals:               g,
-		Engine:                Engine,
-		Frontend:              Frontend,
-		AgentBackend:          AgentBackend,
-		InvalidText:           InvalidText,
-		FullText:              FullText,
-		UnavailableText:       UnavailableText,
-		Checks:                !c.NoHealthChecks,
-		SetPoolVar:            len(c.Pools) > 1,
-		StaticUseServer:       c.Mode == ModeTCP && !layer4Key(c.Key),
-		BufferBody:            c.SendBody || strings.Contains(c.Key, "req.body"),
-		InspectDelay:          formatTimeout(c.ProcessingTimeout + extraInspectDelay),
-		ProcessingTimeoutText: formatTimeout(c.ProcessingTimeout),
-		AgentConnectTimeout:   formatTimeout(max(c.ProcessingTimeout/4, time.Millisecond)),
-		RetryAfterSeconds:     int64((c.RetryAfter + time.Second - 1) / time.Second),
+		FrontendLog:            frontendLog,
+		Config:                 c,
+		Globals:                g,
+		Engine:                 Engine,
+		Frontend:               Frontend,
+		AgentBackend:           AgentBackend,
+		InvalidText:            InvalidText,
+		FullText:               FullText,
+		UnavailableText:        UnavailableText,
+		Checks:                 !c.NoHealthChecks,
+		SetPoolVar:             len(c.Pools) > 1,
+		StaticUseServer:        c.Mode == ModeTCP && !layer4Key(c.Key),
+		BufferBody:             c.SendBody || strings.Contains(c.Key, "req.body"),
+		InspectDelay:           formatTimeout(c.ProcessingTimeout + extraInspectDelay),
+		ProcessingTimeoutText:  formatTimeout(c.ProcessingTimeout),
+		AgentConnectTimeout:    formatTimeout(max(c.ProcessingTimeout/4, time.Millisecond)),
+		RetryAfterSeconds:      int64((c.RetryAfter + time.Second - 1) / time.Second),
+		AnyQueue:               slices.ContainsFunc(c.Pools, func(p Pool) bool { return p.Queue }),
+		QueuePageHead:          fmt.Sprintf(queuePageHead, int64((c.QueueRetryAfter+time.Second-1)/time.Second)),
+		QueuePageTail:          queuePageTail,
+		QueueRetryAfterSeconds: int64((c.QueueRetryAfter + time.Second - 1) / time.Second),
 	}
 }
 

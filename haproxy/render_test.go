@@ -44,7 +44,6 @@ var spoeContract = []string{
 	"    groups stickyseat\n",
 	"    option var-prefix stickyseat\n",
 	"    option set-on-error error\n",
-	"    register-var-names status server error\n",
 	"    timeout hello 2s\n",
 	"    timeout idle 2m\n",
 	"    timeout processing 1s\n",
@@ -83,7 +82,7 @@ func renderCases() []renderCase {
 			if mode == ModeTCP && (body || strings.Contains(key, "req.body")) {
 				continue // the body is http mode only (Validate refuses SendBody in tcp)
 			}
-			for _, variant := range []string{"", "pool", "several pools", "track", "src fallback"} {
+			for _, variant := range []string{"", "pool", "several pools", "track", "src fallback", "queue"} {
 				c := validConfig()
 				c.Mode, c.Key, c.SendBody = mode, key, body
 				keyArg := key
@@ -111,6 +110,9 @@ func renderCases() []renderCase {
 					c.TrackConnections = true
 				case "src fallback":
 					c.SendSrc = true
+				case "queue":
+					c.Pools = append(c.Pools, Pool{Name: "api", Backend: "be_api", Servers: []Server{{Name: "a1", Addr: "[::1]:9101"}}, Queue: true})
+					args = append(args, "pool=var(txn.stickyseat_pool)")
 				}
 				if body {
 					args = append(args, "body=req.body")
@@ -144,7 +146,7 @@ func TestRenderCasesCoverTheMatrix(t *testing.T) {
 	for _, tc := range renderCases() {
 		seen[tc.name] = true
 	}
-	for _, want := range []string{"tcp/header:x-user", "tcp/cookie:sid/pool", "tcp/param:user/track",
+	for _, want := range []string{"tcp/header:x-user", "tcp/cookie:sid/pool", "tcp/param:user/track", "http/header:x-user/queue", "tcp/src/queue",
 		"tcp/header:x-user/several pools", "http/body/several pools", "http/cookie:sid/src fallback"} {
 		if !seen[want] {
 			t.Errorf("renderCases() lacks %q", want)
@@ -216,6 +218,24 @@ func TestRenderContract(t *testing.T) {
 			}
 			if got, want := strings.Count(string(cfg), "filter spoe "), len(c.Pools); got != want {
 				t.Errorf("Render() cfg has %d filter lines; want %d (one per pool backend)", got, want)
+			}
+			// Only pools with a line answer queued users; the others stay as they were.
+			queues, vars := 0, "    register-var-names status server error\n"
+			for _, p := range c.Pools {
+				if p.Queue {
+					queues++
+					vars = "    register-var-names status server error position wait\n"
+				}
+			}
+			if !strings.Contains(string(spoe), vars) {
+				t.Errorf("Render() spoe lacks %q; got:\n%s", vars, spoe)
+			}
+			wantQueued := 0
+			if c.Mode == ModeHTTP {
+				wantQueued = queues
+			}
+			if got := strings.Count(string(cfg), "acl stickyseat_queued var(txn.stickyseat.status) -m str queued\n"); got != wantQueued {
+				t.Errorf("Render() cfg answers queued users in %d backends; want %d", got, wantQueued)
 			}
 		})
 	}

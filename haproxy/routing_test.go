@@ -23,15 +23,15 @@ func TestRoutingHTTP(t *testing.T) {
 				case "":
 					return seat{status: "invalid"}
 				case "alice":
-					return seat{"s2", "new"}
+					return seat{server: "s2", status: "new"}
 				case "bob":
-					return seat{"s1", "hit"}
+					return seat{server: "s1", status: "hit"}
 				case "carol":
 					return seat{status: "full"}
 				case "dave":
 					return seat{status: "error"}
 				case "ghost":
-					return seat{"s9", "new"} // a server HAProxy does not know
+					return seat{server: "s9", status: "new"} // a server HAProxy does not know
 				default:
 					return seat{} // no vars at all
 				}
@@ -94,7 +94,7 @@ func TestRoutingTCP(t *testing.T) {
 		t.Run(binName(bin), func(t *testing.T) {
 			r := startRig(t, bin, validConfig(), true, nil) // tcp, key=src
 
-			r.agent.setAnswer(always(seat{"s2", "new"}))
+			r.agent.setAnswer(always(seat{server: "s2", status: "new"}))
 			got, err := r.do("GET", "/", "", "")
 			if err != nil {
 				t.Fatalf("GET with seat s2: %v", err)
@@ -123,7 +123,7 @@ func TestRoutingTCP(t *testing.T) {
 				{"full", seat{status: "full"}},
 				{"error", seat{status: "error"}},
 				{"no vars", seat{}},
-				{"unknown server", seat{"s9", "new"}},
+				{"unknown server", seat{server: "s9", status: "new"}},
 			} {
 				r.agent.setAnswer(always(tt.seat))
 				if err := r.refused(get); err != nil {
@@ -147,7 +147,7 @@ func TestRoutingTCPLayer7Key(t *testing.T) {
 			r := startRig(t, bin, c, true, nil)
 			r.agent.setAnswer(func(args map[string]any) seat {
 				if args["key"] == "alice" {
-					return seat{"s1", "new"}
+					return seat{server: "s1", status: "new"}
 				}
 				return seat{status: "invalid"}
 			})
@@ -191,7 +191,7 @@ func TestRoutingTCPLayer7Key(t *testing.T) {
 
 			// This backend routes with one use-server rule per server: a server name it
 			// does not list must still be refused, never balanced.
-			r.agent.setAnswer(always(seat{"s9", "new"}))
+			r.agent.setAnswer(always(seat{server: "s9", status: "new"}))
 			if err := r.refused("GET / HTTP/1.1\r\nHost: stickyseat\r\nX-User: bob\r\n\r\n"); err != nil {
 				t.Errorf("answer s9: want the connection closed without a response: %v", err)
 			}
@@ -221,9 +221,9 @@ func TestRoutingSeveralPools(t *testing.T) {
 			r.agent.setAnswer(func(args map[string]any) seat {
 				switch args["pool"] {
 				case "a":
-					return seat{"s2", "new"}
+					return seat{server: "s2", status: "new"}
 				case "b":
-					return seat{"s3", "new"}
+					return seat{server: "s3", status: "new"}
 				}
 				return seat{}
 			})
@@ -286,7 +286,7 @@ func TestRoutingFailClosed(t *testing.T) {
 				t.Cleanup(func() { close(release) })
 				r.agent.setAnswer(func(map[string]any) seat {
 					<-release // answers only once the test is over
-					return seat{"s1", "new"}
+					return seat{server: "s1", status: "new"}
 				})
 				got, err := r.do("GET", "/", "alice", "")
 				if err != nil {
@@ -331,7 +331,7 @@ func TestRoutingAgentBack(t *testing.T) {
 				t.Fatalf("GET answered before the agent started: %+v after %s", res, res.took)
 			default:
 			}
-			agent, _ := startFakeAgentOn(t, r.agentAddr, always(seat{"s1", "new"}))
+			agent, _ := startFakeAgentOn(t, r.agentAddr, always(seat{server: "s1", status: "new"}))
 			r.agent = agent
 			res := <-done
 			if res.err != nil {

@@ -55,6 +55,14 @@ func loadPools(c *cli.Context) (pools, error) {
 		return pools{}, err
 	}
 	p.Policy.MaxSeats = c.Int("max-seats")
+	// The HAProxy side answers a pool's queued users only if the pool has a line.
+	for i := range p.HAProxy {
+		for _, ap := range p.Policy.Pools {
+			if ap.Name == p.HAProxy[i].Name {
+				p.HAProxy[i].Queue = ap.WhenFull == assign.WhenFullQueue
+			}
+		}
+	}
 	return p, p.validate()
 }
 

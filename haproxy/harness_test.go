@@ -271,11 +271,11 @@ func freeAddr(t *testing.T) string {
 
 // rig is one running setup: haproxy with a rendered config, its servers and its agent.
 type rig struct {
-	front   string
-	agent   *fakeAgent // nil when the agent is down
+	front string
+	agent *fakeAgent // nil when the agent is down
 	// agentAddr is where HAProxy looks for the agent.
 	agentAddr string
-	servers map[string]*fakeServer
+	servers   map[string]*fakeServer
 }
 
 // startRig fills in c's addresses, starts a fake server per server name, the fake agent

@@ -2,12 +2,17 @@ package redis
 
 import (
 	"context"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/stickyseat/stickyseat/admin"
+	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/metrics"
 )
 
 // fillSeats writes n live seats straight into the key layout the script keeps, spread over
@@ -109,6 +114,42 @@ func BenchmarkScrape200k(b *testing.B) {
 		}
 		if _, err := s.LiveSeats(ctx, "scrape", servers, time.Hour, 0); err != nil {
 			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	var slowest time.Duration
+	for _, l := range logged() {
+		slowest = max(slowest, l.Duration)
+	}
+	b.ReportMetric(float64(slowest.Microseconds()), "slowest-cmd-µs")
+}
+
+// BenchmarkMetricsScrape200k is a whole Prometheus scrape of an agent on Redis with 200k live
+// seats over three servers: the metrics handler, the admin view it reads (counts, no seat
+// listing) and the store, as `serve --metrics-listen` wires them. It reports the slowest
+// single Redis command of the run.
+//
+//	go test -run '^$' -bench MetricsScrape200k ./store/redis
+func BenchmarkMetricsScrape200k(b *testing.B) {
+	srv := startRedis(b)
+	s := New(newClient(b, srv.URL()), Options{Timeout: 5 * time.Second})
+	servers := []string{"s1", "s2", "s3"}
+	fillSeats(b, s, "scrape", servers, 200_000)
+	cfg := assign.Config{Pools: []assign.Pool{{Name: "scrape", IdleTimeout: time.Hour, Servers: []assign.Server{
+		{Name: "s1", Quota: 100_000}, {Name: "s2", Quota: 100_000}, {Name: "s3", Quota: 100_000}}}}}
+	a, err := assign.New(cfg, s, assign.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := metrics.New(metrics.Sources{Version: "bench", Pools: admin.New(cfg, a, s, s, admin.Options{}).Pools, Store: s})
+	h := m.Handler()
+	logged := slowlog(b, srv.Client())
+	b.ResetTimer()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		if rec.Code != 200 || !strings.Contains(rec.Body.String(), `stickyseat_seats_used{pool="scrape",server="s1"} 66667`) {
+			b.Fatalf("scrape: %d\n%s", rec.Code, rec.Body.String())
 		}
 	}
 	b.StopTimer()

@@ -130,6 +130,16 @@ type Request struct {
 	Queue Queue
 }
 
+// Lists reports whether server is one of r.Servers: a seat elsewhere is no longer valid.
+func (r Request) Lists(server string) bool {
+	for _, s := range r.Servers {
+		if s.Name == server {
+			return true
+		}
+	}
+	return false
+}
+
 // Queue is a pool's waiting line: one first-come-first-served line per pool, shared by every
 // agent using the store.
 //

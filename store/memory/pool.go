@@ -63,7 +63,7 @@ func (p *pool) assign(req store.Request, now int64) store.Result {
 	var previous string
 	if i := p.find(req.Key, fp); i != 0 {
 		name := p.names[p.slab.at(i).server]
-		if listed(req.Servers, name) {
+		if req.Lists(name) {
 			p.unlink(i)
 			p.pushBack(i, now)
 			return store.Result{Outcome: store.OutcomeHit, Server: name}
@@ -96,16 +96,6 @@ func (p *pool) assign(req store.Request, now int64) store.Result {
 		outcome = store.OutcomeMoved
 	}
 	return store.Result{Outcome: outcome, Server: p.names[idx], Previous: previous, Waited: waited}
-}
-
-// listed reports whether name is one of servers.
-func listed(servers []store.Server, name string) bool {
-	for _, sv := range servers {
-		if sv.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // choose returns the index in servers of the accepting server with room and the lowest

@@ -203,7 +203,7 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Assign looks up or assigns the user's seat (see store.Request and DESIGN.md). Errors are
+// Assign looks up or assigns the user's seat (see store.Request for the semantics both stores share). Errors are
 // store.ErrInvalidRequest (wrapped) or Redis failures; on a Redis failure a user whose cached
 // seat is still live gets it back with a nil error. Assign returns by ctx's deadline or after
 // Options.Timeout, whichever comes first; a cancellation of ctx is noticed when it starts
@@ -217,7 +217,7 @@ func (s *Store) Assign(ctx context.Context, req store.Request) (store.Result, er
 	var haveCached bool
 	if s.cache != nil {
 		cached, haveCached = s.cache.get(req.Pool, req.Key, start)
-		haveCached = haveCached && listed(req.Servers, cached.server)
+		haveCached = haveCached && req.Lists(cached.server)
 		if haveCached && s.refresh > 0 && start.Sub(cached.refreshed) < min(s.refresh, min(cached.idle, req.Idle)/2) {
 			s.cacheHits.Add(1)
 			return store.Result{Outcome: store.OutcomeHit, Server: cached.server}, nil
@@ -308,15 +308,6 @@ func (s *Store) logError(err error) {
 	s.lastLog, s.suppressed = now, 0
 	s.logMu.Unlock()
 	s.log.Error().Err(err).Uint64("suppressed", suppressed).Msg("redis store failed")
-}
-
-func listed(servers []store.Server, name string) bool {
-	for _, srv := range servers {
-		if srv.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 func joinErr(err, closeErr error) error {

@@ -33,11 +33,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	haproxyBin := fs.String("haproxy", "", "haproxy binary (default: haproxy on PATH or /usr/sbin/haproxy)")
 	mode := fs.String("mode", "tcp", "tcp (key = source address, as in the blog) or http (key = x-user header)")
 	idle := fs.Duration("idle", 3*time.Second, "idle timeout of a seat (short, for the demo)")
+	whenFull := fs.String("when-full", "reject", "reject (the blog's procedure) or queue (clients 7, 8 and 9 wait in line)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
+	}
+	if *whenFull != "reject" && *whenFull != "queue" {
+		return fmt.Errorf("--when-full %q: want reject or queue", *whenFull)
 	}
 	if *haproxyBin == "" {
 		bins, err := testbed.HAProxyBins()
@@ -58,10 +62,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if *mode == "http" {
 		key = "x-user header"
 	}
-	fmt.Fprintf(out, "stickyseat demo: HAProxy (%s mode, key = %s), 3 servers x %d users, idle timeout %s\n", *mode, key, quota, *idle)
+	queue := *whenFull == "queue"
+	line := ""
+	if queue {
+		line = ", when full: wait in line"
+	}
+	fmt.Fprintf(out, "stickyseat demo: HAProxy (%s mode, key = %s), 3 servers x %d users, idle timeout %s%s\n", *mode, key, quota, *idle, line)
 	s, err := testbed.StartStack(testbed.StackOptions{
 		AgentBin: *agentBin, HAProxyBin: *haproxyBin, Dir: dir, Mode: *mode,
-		Servers: servers, MaxUsers: quota, Idle: *idle,
+		Servers: servers, MaxUsers: quota, Idle: *idle, Queue: queue, Admin: queue,
 	})
 	if err != nil {
 		return err
@@ -69,16 +78,28 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	defer s.Close()
 	fmt.Fprintf(out, "started: backends %s, agent on %s, haproxy on %s\n\n", backendList(s), s.AgentAddr, s.Frontend)
 
-	clients := testbed.BlogClients(*mode)
-	rep, err := testbed.PlayBlog(ctx, s, clients, *idle)
-	if err != nil {
-		return fmt.Errorf("%w\n%s", err, s.Logs())
+	var checks []testbed.Check
+	if queue {
+		clients := testbed.LineClients(*mode)
+		rep, err := testbed.PlayLine(ctx, s, clients, *idle)
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, s.Logs())
+		}
+		printLineReport(out, rep, clients)
+		checks = rep.Verify(servers, quota)
+	} else {
+		clients := testbed.BlogClients(*mode)
+		rep, err := testbed.PlayBlog(ctx, s, clients, *idle)
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, s.Logs())
+		}
+		printReport(out, rep, clients)
+		checks = rep.Verify(servers, quota)
 	}
-	printReport(out, rep, clients)
 
 	fmt.Fprintln(out)
 	failed := 0
-	for _, c := range rep.Verify(servers, quota) {
+	for _, c := range checks {
 		mark := "ok  "
 		if !c.OK {
 			mark = "FAIL"
@@ -103,6 +124,78 @@ func backendList(s *testbed.Stack) string {
 		parts = append(parts, b.Name+"="+b.Addr)
 	}
 	return strings.Join(parts, " ")
+}
+
+// keyOf renders the key a client sends.
+func keyOf(clients []*testbed.Client) map[string]string {
+	source := map[string]string{}
+	for _, c := range clients {
+		source[c.Name] = c.Source
+		if c.User != "" {
+			source[c.Name] = "x-user: " + c.User
+		}
+	}
+	return source
+}
+
+// printLineReport prints the line's procedure like printReport; the step in which clients
+// 7–9 wait shows, for each, the places it was told, its refused tries and the seat it got.
+func printLineReport(out io.Writer, rep testbed.LineReport, clients []*testbed.Client) {
+	source := keyOf(clients)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tCLIENT\tKEY\tSERVED BY")
+	for i, st := range rep.Steps {
+		if i == 3 {
+			for j, c := range rep.Order {
+				title := ""
+				if j == 0 {
+					title = st.Title
+				}
+				places := make([]string, len(rep.Places[c]))
+				for k, p := range rep.Places[c] {
+					places[k] = fmt.Sprint(p)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s (seated %s), after %d refused tries at places %s, %s after client %d's last request\n",
+					title, c, source[c], rep.Seat[c], ordinal(j+1), rep.Tries[c], strings.Join(places, ", "), rep.Freed[j].Round(100*time.Millisecond), j+1)
+			}
+			continue
+		}
+		printStep(tw, st, source, func(r testbed.Reply) string {
+			place := rep.Arrival[r.Client]
+			if i == 4 {
+				place = rep.BackPlace
+			}
+			if (i == 2 || i == 4) && !r.Seated() && r.Place == 0 {
+				// tcp: HAProxy closed the connection; the place is the agent's.
+				return fmt.Sprintf("waiting at place %d (connection closed)", place)
+			}
+			return r.String()
+		})
+	}
+	tw.Flush()
+}
+
+func ordinal(n int) string {
+	return [...]string{"", "1st", "2nd", "3rd"}[min(n, 3)]
+}
+
+// printStep prints a step's replies, one row per client.
+func printStep(tw io.Writer, st testbed.Step, source map[string]string, render func(testbed.Reply) string) {
+	var order []string
+	got := map[string][]string{}
+	for _, r := range st.Replies {
+		if _, ok := got[r.Client]; !ok {
+			order = append(order, r.Client)
+		}
+		got[r.Client] = append(got[r.Client], render(r))
+	}
+	for j, c := range order {
+		title := ""
+		if j == 0 {
+			title = st.Title
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", title, c, source[c], strings.Join(got[c], ", "))
+	}
 }
 
 // printReport prints each step as rows of client, source address and what it got; a

@@ -45,6 +45,14 @@ type StackOptions struct {
 	KeepAlive time.Duration
 	// Defaults holds extra lines for haproxy's defaults section (e.g. "default-server inter 100ms").
 	Defaults []string
+	// Queue makes users who find every seat taken wait in the pool's line: the agent runs
+	// with --when-full queue and HAProxy answers them as queued users.
+	Queue bool
+	// QueueRetryAfter is how soon HAProxy tells a queued http user to ask again (the waiting
+	// page refreshes itself then); zero is haproxy-config's default.
+	QueueRetryAfter time.Duration
+	// Admin starts the agent's admin API on a loopback port (Stack.AdminAddr).
+	Admin bool
 }
 
 // Stack is a running node: backends, agent, haproxy.
@@ -52,6 +60,7 @@ type Stack struct {
 	Mode        string
 	Frontend    string
 	AgentAddr   string
+	AdminAddr   string // the agent's admin API, when StackOptions.Admin
 	Backends    []*Backend
 	Agent       *Process
 	HAProxy     *Process
@@ -80,6 +89,12 @@ func StartStack(o StackOptions) (*Stack, error) {
 	if o.Redis != "" {
 		args = append(args, "--redis", o.Redis)
 	}
+	if o.Queue {
+		args = append(args, "--when-full", "queue")
+	}
+	if o.Admin {
+		args = append(args, "--admin-listen", "127.0.0.1:0")
+	}
 	statsSocket := ""
 	if o.KeepAlive > 0 {
 		statsSocket = filepath.Join(o.Dir, "admin.sock")
@@ -89,11 +104,17 @@ func StartStack(o StackOptions) (*Stack, error) {
 		s.Close()
 		return nil, err
 	}
+	if o.Admin {
+		if s.AdminAddr, err = waitLogField(s.Agent, "admin listening", "admin_listen", 10*time.Second); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if s.Frontend, err = FreePort(); err != nil {
 		s.Close()
 		return nil, err
 	}
-	pool := haproxy.Pool{Name: "default"}
+	pool := haproxy.Pool{Name: "default", Queue: o.Queue}
 	for _, b := range s.Backends {
 		pool.Servers = append(pool.Servers, haproxy.Server{Name: b.Name, Addr: b.Addr})
 	}
@@ -117,6 +138,7 @@ func StartStack(o StackOptions) (*Stack, error) {
 		Pools:            []haproxy.Pool{pool},
 		NoHealthChecks:   !o.HealthChecks,
 		TrackConnections: o.KeepAlive > 0,
+		QueueRetryAfter:  o.QueueRetryAfter,
 	}
 	main, err := haproxy.RenderStandalone(cfg, haproxy.Globals{LogStdout: true, StatsSocket: statsSocket})
 	if err != nil {
@@ -171,6 +193,8 @@ type Reply struct {
 	Client string
 	Server string // the backend that answered; empty when rejected
 	Status int    // HTTP status in http mode (0 when the connection was refused or closed)
+	// Place is the place in line an http answer for a queued user shows (0 otherwise).
+	Place int
 }
 
 // Seated reports whether a backend answered.
@@ -181,6 +205,8 @@ func (r Reply) String() string {
 	switch {
 	case r.Seated():
 		return r.Server
+	case r.Place != 0:
+		return fmt.Sprintf("waiting at place %d (%d)", r.Place, r.Status)
 	case r.Status != 0:
 		return fmt.Sprintf("rejected (%d)", r.Status)
 	}
@@ -260,6 +286,7 @@ func (c *Client) Do(ctx context.Context, frontend string, rq Request) (Reply, er
 		return r, nil
 	}
 	r.Status = resp.StatusCode
+	r.Place = pagePlace(string(answer))
 	return r, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/agent/spop/spoptest"
 	"github.com/stickyseat/stickyseat/assign"
 )
 
@@ -104,14 +105,14 @@ func serveAgent(t testing.TB, d Decider, opts Options, setup func(*Agent)) (*Age
 }
 
 // dial opens a client that has done the HELLO handshake.
-func dial(t *testing.T, addr string) *spop.Client {
+func dial(t *testing.T, addr string) *spoptest.Client {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	c := spop.NewClient(conn)
+	c := spoptest.NewClient(conn)
 	t.Cleanup(func() { c.Close() })
 	if _, err := c.Hello(false); err != nil {
 		t.Fatalf("Hello: %v", err)
@@ -158,7 +159,7 @@ func TestAnswers(t *testing.T) {
 					t.Errorf("action %+v; want set-var in txn scope with a string value", a)
 				}
 			}
-			vars := spop.Vars(acts)
+			vars := spoptest.Vars(acts)
 			if vars[VarStatus] != tt.wantStatus {
 				t.Errorf("status = %q; want %q", vars[VarStatus], tt.wantStatus)
 			}
@@ -182,7 +183,7 @@ func TestUnsupportedArgTypeIsInvalidWithoutDeciding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := spop.Vars(acts)[VarStatus]; got != "invalid" {
+		if got := spoptest.Vars(acts)[VarStatus]; got != "invalid" {
 			t.Errorf("key of kind %d: status = %q; want invalid", v.Kind, got)
 		}
 	}
@@ -201,7 +202,7 @@ func TestHandlerPanicAnswersErrorAndKeepsServing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Notify after panic: %v", err)
 	}
-	vars := spop.Vars(acts)
+	vars := spoptest.Vars(acts)
 	if vars[VarStatus] != "error" || vars[VarServer] != "" {
 		t.Errorf("vars = %v; want status=error and no server", vars)
 	}
@@ -209,7 +210,7 @@ func TestHandlerPanicAnswersErrorAndKeepsServing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Notify on the same connection after a panic: %v", err)
 	}
-	if got := spop.Vars(acts)[VarServer]; got != "srv-dave-" {
+	if got := spoptest.Vars(acts)[VarServer]; got != "srv-dave-" {
 		t.Errorf("server = %q; want srv-dave-", got)
 	}
 	if got := a.Stats().Panics; got != 1 {
@@ -228,7 +229,7 @@ func TestHealthcheckHello(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	c := spop.NewClient(conn)
+	c := spoptest.NewClient(conn)
 	kvs, err := c.Hello(true)
 	if err != nil {
 		t.Fatalf("Hello(healthcheck): %v", err)
@@ -252,7 +253,7 @@ func TestShutdownFinishesInFlightMessages(t *testing.T) {
 	got := make(chan reply, 1)
 	go func() {
 		acts, err := c.Notify(1, 1, msg(arg("key", spop.Str("slow"))))
-		got <- reply{spop.Vars(acts), err}
+		got <- reply{spoptest.Vars(acts), err}
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for len(d.requests()) == 0 {
@@ -328,7 +329,7 @@ func TestQueuedAnswer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := spop.Vars(acts); !maps.Equal(got, tt.want) {
+		if got := spoptest.Vars(acts); !maps.Equal(got, tt.want) {
 			t.Errorf("%s: vars %v; want %v", tt.key, got, tt.want)
 		}
 	}

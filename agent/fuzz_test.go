@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/agent/spop/spoptest"
 )
 
 // FuzzFrames drives arbitrary bytes at a live agent, before or after a valid HELLO, and
@@ -29,7 +30,7 @@ func FuzzFrames(f *testing.F) {
 		}
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
 		if afterHello {
-			if _, err := spop.NewClient(conn).Hello(false); err != nil {
+			if _, err := spoptest.NewClient(conn).Hello(false); err != nil {
 				t.Fatalf("Hello: %v", err)
 			}
 		}
@@ -42,7 +43,7 @@ func FuzzFrames(f *testing.F) {
 		}
 		defer good.Close()
 		good.SetDeadline(time.Now().Add(5 * time.Second))
-		c := spop.NewClient(good)
+		c := spoptest.NewClient(good)
 		if _, err := c.Hello(false); err != nil {
 			t.Fatalf("Hello after %q: %v", data, err)
 		}
@@ -50,7 +51,7 @@ func FuzzFrames(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Notify after %q: %v", data, err)
 		}
-		if got := spop.Vars(acts)[VarServer]; got != "srv-bob-" {
+		if got := spoptest.Vars(acts)[VarServer]; got != "srv-bob-" {
 			t.Fatalf("server after %q = %q; want srv-bob-", data, got)
 		}
 	})

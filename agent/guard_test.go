@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/agent/spop/spoptest"
 )
 
 func frameLen(n uint32) []byte { return binary.BigEndian.AppendUint32(nil, n) }
@@ -65,7 +66,7 @@ func TestGuardClosesBadFramesOnly(t *testing.T) {
 			}
 			defer conn.Close()
 			if tt.afterHelo {
-				c := spop.NewClient(conn)
+				c := spoptest.NewClient(conn)
 				c.MaxFrameSize = mfs
 				conn.SetDeadline(time.Now().Add(5 * time.Second))
 				if _, err := c.Hello(false); err != nil {
@@ -82,7 +83,7 @@ func TestGuardClosesBadFramesOnly(t *testing.T) {
 			if err != nil {
 				t.Fatalf("healthy connection broken by %s: %v", tt.name, err)
 			}
-			if got := spop.Vars(acts)[VarServer]; got != "srv-alice-" {
+			if got := spoptest.Vars(acts)[VarServer]; got != "srv-alice-" {
 				t.Errorf("healthy connection answered %q; want srv-alice-", got)
 			}
 		})
@@ -110,7 +111,7 @@ func TestGuardAcceptsFrameOfExactlyMaxFrameSize(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Notify of a max-size frame: %v", err)
 	}
-	if got := spop.Vars(acts)[VarStatus]; got != "new" {
+	if got := spoptest.Vars(acts)[VarStatus]; got != "new" {
 		t.Errorf("status = %q; want new", got)
 	}
 }
@@ -127,7 +128,7 @@ func TestGuardChecksDisconnectItems(t *testing.T) {
 		}
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		c := spop.NewClient(conn)
+		c := spoptest.NewClient(conn)
 		if _, err := c.Hello(false); err != nil {
 			t.Fatalf("Hello: %v", err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/agent/spop/spoptest"
 	"github.com/stickyseat/stickyseat/assign"
 )
 
@@ -133,10 +134,10 @@ func TestSilentPeersAreClosedAtHelloTimeout(t *testing.T) {
 	}
 	// HAProxy gets in again, and the connection that did its HELLO before still answers.
 	c := dial(t, addr)
-	for i, cl := range []*spop.Client{good, c} {
+	for i, cl := range []*spoptest.Client{good, c} {
 		acts, err := cl.Notify(uint64(i+1), 1, msg(arg("key", spop.Str("alice"))))
-		if err != nil || spop.Vars(acts)[VarStatus] != "new" {
-			t.Errorf("client %d after the silent ones were closed: %v, %v; want status new", i, spop.Vars(acts), err)
+		if err != nil || spoptest.Vars(acts)[VarStatus] != "new" {
+			t.Errorf("client %d after the silent ones were closed: %v, %v; want status new", i, spoptest.Vars(acts), err)
 		}
 	}
 }
@@ -199,8 +200,8 @@ func TestPanicLogsTextAndStack(t *testing.T) {
 	_, addr, _ := serveAgent(t, &fakeDecider{}, Options{Logger: zerolog.New(&logs)}, nil)
 	c := dial(t, addr)
 	acts, err := c.Notify(1, 1, msg(arg("key", spop.Str("boom-error"))))
-	if err != nil || spop.Vars(acts)[VarStatus] != "error" {
-		t.Fatalf("Notify: %v, %v; want status error", spop.Vars(acts), err)
+	if err != nil || spoptest.Vars(acts)[VarStatus] != "error" {
+		t.Fatalf("Notify: %v, %v; want status error", spoptest.Vars(acts), err)
 	}
 	got := logs.lines("error", "handler panicked")
 	if len(got) != 1 {
@@ -242,8 +243,8 @@ func TestInvalidIsCountedInTheNamedPool(t *testing.T) {
 	}
 	for i, tt := range tests {
 		acts, err := c.Notify(uint64(i+1), 1, tt.msg)
-		if err != nil || spop.Vars(acts)[VarStatus] != "invalid" {
-			t.Fatalf("%s: %v, %v; want status invalid", tt.name, spop.Vars(acts), err)
+		if err != nil || spoptest.Vars(acts)[VarStatus] != "invalid" {
+			t.Fatalf("%s: %v, %v; want status invalid", tt.name, spoptest.Vars(acts), err)
 		}
 		mu.Lock()
 		last := seen[len(seen)-1]
@@ -267,7 +268,7 @@ func TestPeerResetBetweenFramesIsANormalClose(t *testing.T) {
 		}
 		conns = append(conns, conn)
 		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		c := spop.NewClient(conn)
+		c := spoptest.NewClient(conn)
 		if _, err := c.Hello(false); err != nil {
 			t.Fatal(err)
 		}
@@ -341,7 +342,7 @@ func TestAgentHelloIsOneWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := spop.NewClient(conn).Hello(hc); err != nil {
+		if _, err := spoptest.NewClient(conn).Hello(hc); err != nil {
 			t.Fatal(err)
 		}
 		conn.Close()
@@ -372,7 +373,7 @@ func TestTwentyStreamsInFlightOnOneConnection(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	c := spop.NewClient(conn)
+	c := spoptest.NewClient(conn)
 	if _, err := c.Hello(false); err != nil {
 		t.Fatalf("Hello: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/agent/spop/spoptest"
 	"github.com/stickyseat/stickyseat/keyfrom"
 )
 
@@ -54,7 +55,7 @@ func TestKeyRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			vars := spop.Vars(acts)
+			vars := spoptest.Vars(acts)
 			if vars[VarStatus] != tt.wantStatus || vars[VarServer] != tt.wantServer {
 				t.Errorf("vars = %v; want status %q server %q", vars, tt.wantStatus, tt.wantServer)
 			}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/agent/spop/spoptest"
 )
 
 // TestPeerThatNeverReadsIsCut: a peer sends NOTIFYs and never reads the ACKs. The agent
@@ -23,7 +24,7 @@ func TestPeerThatNeverReadsIsCut(t *testing.T) {
 	defer conn.Close()
 	conn.(*net.TCPConn).SetReadBuffer(4096)
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
-	c := spop.NewClient(conn)
+	c := spoptest.NewClient(conn)
 	if _, err := c.Hello(false); err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +67,8 @@ func TestPeerThatNeverReadsIsCut(t *testing.T) {
 		}
 	}
 	acts, err := good.Notify(1, 1, msg(arg("key", spop.Str("alice"))))
-	if err != nil || spop.Vars(acts)[VarServer] != "srv-alice-" {
-		t.Errorf("healthy connection after the flood: %v, %v", spop.Vars(acts), err)
+	if err != nil || spoptest.Vars(acts)[VarServer] != "srv-alice-" {
+		t.Errorf("healthy connection after the flood: %v, %v", spoptest.Vars(acts), err)
 	}
 	_ = a
 }
@@ -81,7 +82,7 @@ func TestIdleAndSlowFramesAreClosed(t *testing.T) {
 		}
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := spop.NewClient(conn).Hello(false); err != nil {
+		if _, err := spoptest.NewClient(conn).Hello(false); err != nil {
 			t.Fatal(err)
 		}
 		if !closedWithin(conn, 5*time.Second) {
@@ -95,7 +96,7 @@ func TestIdleAndSlowFramesAreClosed(t *testing.T) {
 		}
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := spop.NewClient(conn).Hello(false); err != nil {
+		if _, err := spoptest.NewClient(conn).Hello(false); err != nil {
 			t.Fatal(err)
 		}
 		conn.Write(append(frameLen(1000), spop.TypeNotify, 0, 0, 0, 1))

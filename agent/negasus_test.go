@@ -23,6 +23,7 @@ import (
 	"github.com/negasus/haproxy-spoe-go/request"
 
 	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/agent/spop/spoptest"
 )
 
 // libConn is the library's side of a test connection: it records what the library writes,
@@ -237,8 +238,8 @@ func TestNegasusEndsCleanlyAfterInFlightAcks(t *testing.T) {
 			close(release)
 			h, payload := r.read(t)
 			acts, err := spop.ReadActions(payload)
-			if h.Type != spop.TypeAck || h.StreamID != 1 || err != nil || spop.Vars(acts)[VarStatus] != "hit" {
-				t.Fatalf("after the end: frame type %d stream %d, %v, %v; want the in-flight message's ACK", h.Type, h.StreamID, spop.Vars(acts), err)
+			if h.Type != spop.TypeAck || h.StreamID != 1 || err != nil || spoptest.Vars(acts)[VarStatus] != "hit" {
+				t.Fatalf("after the end: frame type %d stream %d, %v, %v; want the in-flight message's ACK", h.Type, h.StreamID, spoptest.Vars(acts), err)
 			}
 			r.wantClosed(t)
 			if p := r.wantEnd(t); p != nil {
@@ -556,7 +557,7 @@ func TestNegasusSetVarEncoding(t *testing.T) {
 			t.Errorf("action %s: type %d scope %d data type %d; want set-var, transaction, string", a.Name, a.Type, a.Scope, a.Value.Kind)
 		}
 	}
-	if v := spop.Vars(acts); v[VarStatus] != "new" || v[VarServer] != "s1" {
+	if v := spoptest.Vars(acts); v[VarStatus] != "new" || v[VarServer] != "s1" {
 		t.Errorf("vars %v; want status=new server=s1", v)
 	}
 	// The ACK writer's encoder, called as the library calls it, on values the agent avoids.

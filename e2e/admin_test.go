@@ -18,11 +18,12 @@ import (
 	"time"
 
 	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/agent/spop/spoptest"
 	"github.com/stickyseat/stickyseat/internal/testbed"
 )
 
 // spopClient opens a HAProxy-like SPOP connection to an agent.
-func spopClient(t *testing.T, addr string) *spop.Client {
+func spopClient(t *testing.T, addr string) *spoptest.Client {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -30,7 +31,7 @@ func spopClient(t *testing.T, addr string) *spop.Client {
 	}
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(time.Minute))
-	c := spop.NewClient(conn)
+	c := spoptest.NewClient(conn)
 	if _, err := c.Hello(false); err != nil {
 		t.Fatal(err)
 	}
@@ -40,14 +41,14 @@ func spopClient(t *testing.T, addr string) *spop.Client {
 var streamID uint64
 
 // ask sends one stickyseat message and returns status and server.
-func ask(t *testing.T, c *spop.Client, key string) (string, string) {
+func ask(t *testing.T, c *spoptest.Client, key string) (string, string) {
 	t.Helper()
 	streamID++
 	acts, err := c.Notify(streamID, 1, spop.Message{Name: "stickyseat", Args: []spop.KV{{Name: "key", Value: spop.Str(key)}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := spop.Vars(acts)
+	v := spoptest.Vars(acts)
 	return v["status"], v["server"]
 }
 

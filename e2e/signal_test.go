@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/agent/spop/spoptest"
 	"github.com/stickyseat/stickyseat/internal/testbed"
 )
 
@@ -26,7 +27,7 @@ func TestAgentExitsCleanlyOnSignal(t *testing.T) {
 			}
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			c := spop.NewClient(conn)
+			c := spoptest.NewClient(conn)
 			if _, err := c.Hello(false); err != nil {
 				t.Fatal(err)
 			}
@@ -34,7 +35,7 @@ func TestAgentExitsCleanlyOnSignal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := spop.Vars(acts); got["status"] != "new" || got["server"] != "s1" {
+			if got := spoptest.Vars(acts); got["status"] != "new" || got["server"] != "s1" {
 				t.Errorf("first user got %v; want status new on s1", got)
 			}
 			if err := p.Signal(sig); err != nil {

@@ -135,8 +135,8 @@ func TestActionsRoundTrip(t *testing.T) {
 	if err != nil || len(acts) != 3 {
 		t.Fatalf("ReadActions = %+v, %v; want 3 actions", acts, err)
 	}
-	if v := Vars(acts); len(v) != 2 || v["status"] != "hit" || v["n"] != "5" {
-		t.Errorf("Vars = %v; want status=hit n=5", v)
+	if string(acts[0].Name) != "status" || acts[0].Value.String() != "hit" || string(acts[2].Name) != "n" || acts[2].Value.String() != "5" {
+		t.Errorf("actions %+v; want set-var status=hit and n=5", acts)
 	}
 	if string(acts[1].Name) != "old" || acts[1].Type != ActionUnsetVar {
 		t.Errorf("second action %+v; want unset-var old", acts[1])

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stickyseat/stickyseat/agent/spop"
+	"github.com/stickyseat/stickyseat/agent/spop/spoptest"
 	"github.com/stickyseat/stickyseat/loadgen"
 )
 
@@ -50,7 +51,7 @@ func testSameKeySameServer(t *testing.T, io string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := spop.NewClient(nc)
+	c := spoptest.NewClient(nc)
 	defer c.Close()
 	if _, err := c.Hello(false); err != nil {
 		t.Fatal(err)
@@ -63,7 +64,7 @@ func testSameKeySameServer(t *testing.T, io string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		vars := spop.Vars(acts)
+		vars := spoptest.Vars(acts)
 		if vars["status"] != "hit" {
 			t.Fatalf("key %q: status %q; want hit", key, vars["status"])
 		}
@@ -82,7 +83,7 @@ func testSameKeySameServer(t *testing.T, io string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := spop.Vars(acts)["status"]; got != "invalid" {
+	if got := spoptest.Vars(acts)["status"]; got != "invalid" {
 		t.Errorf("no key: status %q; want invalid", got)
 	}
 }

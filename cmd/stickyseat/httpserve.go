@@ -15,29 +15,37 @@ import (
 	"github.com/stickyseat/stickyseat/metrics"
 )
 
-// serveHTTP serves h on addr (nothing when addr is empty) until ctx ends.
-func serveHTTP(ctx context.Context, log zerolog.Logger, addr, what string, h http.Handler) error {
+// listenHTTP listens on addr and returns the function that serves h there until ctx ends
+// and the server has shut down (nil when addr is empty: nothing to serve). Listening first
+// makes a bad address an error at start; the caller runs the function on a goroutine it waits for.
+func listenHTTP(ctx context.Context, log zerolog.Logger, addr, what string, h http.Handler) (func(), error) {
 	if addr == "" {
-		return nil
+		return nil, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--%s-listen: %w", what, err)
+		return nil, fmt.Errorf("--%s-listen: %w", what, err)
 	}
+	log.Info().Str(what+"_listen", ln.Addr().String()).Msgf("%s listening", what)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
-	go func() {
-		<-ctx.Done()
+	return func() {
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		select {
+		case err := <-served:
+			log.Error().Err(err).Str("listen", addr).Msgf("%s server stopped", what)
+			return
+		case <-ctx.Done():
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx) //nolint:errcheck // best effort at exit
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Debug().Err(err).Msgf("%s server: requests still running at exit", what)
+		}
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error().Err(err).Str("listen", addr).Msgf("%s server stopped", what)
 		}
-	}()
-	log.Info().Str(what+"_listen", ln.Addr().String()).Msgf("%s listening", what)
-	return nil
+	}, nil
 }
 
 // metricsMux serves /metrics and, with profiles, Go's /debug/pprof/ handlers. serve allows

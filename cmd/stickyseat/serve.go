@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os/signal"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -59,6 +62,8 @@ type serveConfig struct {
 	AdminToken      string
 	AdminHosts      []string
 	KeepAlive       time.Duration
+	ConfigPath      string // --config; empty when the flags describe the pool
+	WatchConfig     bool
 	Pools           pools
 	Store           storeConfig
 }
@@ -117,7 +122,8 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 	if cfg.KeepAlive, err = parseDuration(c.String("keepalive-interval")); err != nil {
 		return cfg, fmt.Errorf("--keepalive-interval: %w", err)
 	}
-	if c.Bool("watch-config") && c.String("config") == "" {
+	cfg.ConfigPath = c.String("config")
+	if cfg.WatchConfig = c.Bool("watch-config"); cfg.WatchConfig && cfg.ConfigPath == "" {
 		return cfg, fmt.Errorf("--watch-config: needs --config")
 	}
 	return cfg, nil // loadPools validated the pools
@@ -137,15 +143,22 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer st.close()
+	// Every goroutine serve starts runs under ctx and is waited for before serve returns
+	// (deferred calls run last first: cancel, then wait, then the store closes), so nothing
+	// of the agent outlives serve, whether it ends by the context or by an error.
+	var background sync.WaitGroup
+	defer background.Wait()
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
 	assigner, err := assign.New(cfg.Pools.Policy, st, assign.Options{})
 	if err != nil {
 		return err
 	}
 	adm := admin.New(cfg.Pools.Policy, assigner, st, st, admin.Options{Token: cfg.AdminToken, AllowedHosts: cfg.AdminHosts, Logger: log})
-	if err := adm.Sync(c.Context); err != nil {
+	if err := adm.Sync(ctx); err != nil {
 		log.Warn().Err(err).Msg("cannot read run-time changes at start")
 	}
-	go adm.Run(c.Context, time.Second)
+	background.Go(func() { adm.Run(ctx, time.Second) })
 	// Caught from here on: a SIGHUP sent once the agent says it started must reload, not kill it.
 	hup := notifyReload()
 	defer signal.Stop(hup)
@@ -164,28 +177,40 @@ func serve(c *cli.Context) error {
 		KeyRules:        cfg.Pools.KeyRules,
 		Logger:          log,
 	})
-	log.Info().Str("listen", ln.Addr().String()).Str("store", st.kind).Str("config", cfg.Pools.Source).
-		Strs("pools", poolSummaries(cfg.Pools)).Str("version", version).
-		Msg("stickyseat agent started")
 	tables := newTables(cfg.Pools)
-	if err := serveHTTP(c.Context, log, cfg.MetricsListen, "metrics", metricsMux(m, cfg.PProf, log)); err != nil {
-		return err
-	}
-	if err := serveHTTP(c.Context, log, cfg.AdminListen, "admin", adm.Handler()); err != nil {
-		return err
-	}
-	go reloadLoop(c, log, hup, cfg.Pools, func(p pools) error {
-		if err := adm.SetBase(c.Context, p.Policy); err != nil {
+	rl, err := newReloader(cfg.ConfigPath, cfg.WatchConfig, func() (pools, error) { return loadPools(c) }, func(p pools) error {
+		if err := adm.SetBase(ctx, p.Policy); err != nil {
 			return err
 		}
 		a.SetKeyRules(p.KeyRules)
 		tables.set(p)
 		return nil
-	})
-	if cfg.HAProxySocket != "" {
-		go keepAliveLoop(c.Context, log, assigner, cfg.HAProxySocket, tables, cfg.KeepAlive)
+	}, log)
+	if err != nil {
+		ln.Close() //nolint:errcheck // the watch error is the one to report
+		return err
 	}
-	if err := a.Serve(c.Context, ln); err != nil {
+	background.Go(func() { rl.Run(ctx, hup, cfg.Pools) })
+	log.Info().Str("listen", ln.Addr().String()).Str("store", st.kind).Str("config", cfg.Pools.Source).
+		Strs("pools", poolSummaries(cfg.Pools)).Str("version", version).
+		Msg("stickyseat agent started")
+	for _, h := range []struct {
+		addr, what string
+		handler    http.Handler
+	}{{cfg.MetricsListen, "metrics", metricsMux(m, cfg.PProf, log)}, {cfg.AdminListen, "admin", adm.Handler()}} {
+		run, err := listenHTTP(ctx, log, h.addr, h.what, h.handler)
+		if err != nil {
+			ln.Close() //nolint:errcheck // the listen error is the one to report
+			return err
+		}
+		if run != nil {
+			background.Go(run)
+		}
+	}
+	if cfg.HAProxySocket != "" {
+		background.Go(func() { keepAliveLoop(ctx, log, assigner, cfg.HAProxySocket, tables, cfg.KeepAlive) })
+	}
+	if err := a.Serve(ctx, ln); err != nil {
 		return fmt.Errorf("serve %s: %w", cfg.Listen, err)
 	}
 	stats := a.Stats()

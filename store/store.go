@@ -154,6 +154,12 @@ type Queue struct {
 	Max     int
 }
 
+// LapseLimit is the most lapsed places a store removes per call (a request or an inspection).
+// After a mass lapse of more places than that, the rest are removed by the next calls; until
+// then they still count ahead of the live places behind them, so positions are overstated and
+// seats wait for the backlog to clear, but no one is ever seated ahead of an earlier live place.
+const LapseLimit = 256
+
 // On reports whether the line is in use.
 func (q Queue) On() bool { return q.Max > 0 }
 

@@ -96,10 +96,11 @@ func (l *line) leave(p *place) {
 	delete(l.places, p.key)
 }
 
-// lapse removes every place not asked for within timeout of now: a place asked for at t is
-// held before t+timeout and lapsed from t+timeout on.
+// lapse removes the places not asked for within timeout of now, at most store.LapseLimit of
+// them (the Redis store's bound, kept here so that both answer alike): a place asked for at t
+// is held before t+timeout and lapsed from t+timeout on.
 func (l *line) lapse(now int64, timeout time.Duration) {
-	for l.head != nil && now-l.head.asked >= int64(timeout) {
+	for n := 0; n < store.LapseLimit && l.head != nil && now-l.head.asked >= int64(timeout); n++ {
 		l.leave(l.head)
 		l.lapsed++
 	}

@@ -27,6 +27,7 @@ type callTemplate struct {
 	idle    time.Duration
 	queue   store.Queue
 	servers []store.Server // a copy of the request's
+	keys    int            // the number of keys cmd declares
 	cmd     []any
 }
 
@@ -80,7 +81,7 @@ func (s *Store) template(b *batcher, req store.Request) *callTemplate {
 		}
 		cmd = append(cmd, srv.Name, strconv.Itoa(min(srv.Quota, maxQuota)), accepting)
 	}
-	t := &callTemplate{pool: req.Pool, idle: req.Idle, queue: req.Queue, servers: slices.Clone(req.Servers), cmd: cmd}
+	t := &callTemplate{pool: req.Pool, idle: req.Idle, queue: req.Queue, servers: slices.Clone(req.Servers), keys: keys, cmd: cmd}
 	b.template.Store(t)
 	return t
 }
@@ -88,7 +89,7 @@ func (s *Store) template(b *batcher, req store.Request) *callTemplate {
 // command returns the command of req's script call, from its template.
 func (s *Store) command(t *callTemplate, req store.Request) []any {
 	cmd := slices.Clone(t.cmd)
-	keys, _ := strconv.Atoi(cmd[cmdNumKeys].(string))
+	keys := t.keys
 	cmd[cmdFirstKey] = s.userKey(req.Pool, req.Key)
 	cmd[argv(keys, 3)] = req.Key
 	if s.clock != nil {

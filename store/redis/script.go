@@ -50,21 +50,23 @@ const maxNeedRetries = 3
 // Replies: {status, server, previous, position, wait µs, waited µs}, status one of "hit",
 // "new", "moved", "full", "queued" or "need" (then server is the unlisted one).
 // lapseLua removes the places of the line (local names line, asked, joined, meta) whose user
-// has not asked for qtimeout µs: a place asked for at t lapses at t+qtimeout exactly. Each place
-// is removed once, so the work is amortized O(1) per place.
-const lapseLua = `
-  local lapsed = redis.call('ZRANGEBYSCORE', asked, '-inf', fmt(now - qtimeout))
+// has not asked for qtimeout µs: a place asked for at t lapses at t+qtimeout exactly. It removes
+// at most store.LapseLimit places per call (the LIMIT below), so that a mass lapse (a whole
+// line of users gone at once) costs every call a bounded time instead of one call blocking
+// Redis for every agent; the rest go with the next calls.
+var lapseLua = `
+  local lapsed = redis.call('ZRANGEBYSCORE', asked, '-inf', fmt(now - qtimeout), 'LIMIT', 0, ` + strconv.Itoa(store.LapseLimit) + `)
   if #lapsed > 0 then
     for _, m in ipairs(lapsed) do
       redis.call('ZREM', line, m)
+      redis.call('ZREM', asked, m)
       redis.call('HDEL', joined, m)
     end
-    redis.call('ZREMRANGEBYSCORE', asked, '-inf', fmt(now - qtimeout))
     redis.call('HINCRBY', meta, 'lapsed', #lapsed)
   end
 `
 
-const assignScript = `
+var assignScript = `
 local function fmt(x) return string.format('%d', x) end
 
 local now

@@ -139,6 +139,32 @@ func (s *suite) line(t *testing.T) {
 	})
 }
 
+// lineMassLapse: after more than store.LapseLimit places lapse at once, each call removes at
+// most that many; the rest still count ahead until later calls remove them.
+func (s *suite) lineMassLapse(t *testing.T) {
+	e := s.env(t)
+	const extra = 10
+	q := store.Queue{Timeout: lineTimeout, Max: store.LapseLimit + extra + 1}
+	none := servers(up("s1", 0))
+	for i := range store.LapseLimit + extra {
+		if got := e.assignQ("", "gone-"+strconv.Itoa(i), none, q); got != queued(i+1) {
+			t.Fatalf("Assign(gone-%d) = %+v; want %+v", i, got, queued(i+1))
+		}
+	}
+	e.clock.Advance(lineTimeout)
+	// The first call removes LapseLimit places; the extra ones still stand ahead of u.
+	if got := e.assignQ("", "u", none, q); got != queued(extra+1) {
+		t.Errorf("Assign(u) after a mass lapse = %+v; want %+v (%d lapsed places removed per call)", got, queued(extra+1), store.LapseLimit)
+	}
+	if got := e.assignQ("", "u", none, q); got != queued(1) {
+		t.Errorf("Assign(u) again = %+v; want %+v (the rest removed)", got, queued(1))
+	}
+	l, err := e.store.Line(context.Background(), e.pool(""), lineTimeout, 0)
+	if err != nil || l.Length != 1 || l.Lapsed != store.LapseLimit+extra {
+		t.Errorf("Line() = %+v, %v; want 1 place and %d lapsed", l, err, store.LapseLimit+extra)
+	}
+}
+
 func (s *suite) lineInspection(t *testing.T) {
 	e := s.env(t)
 	ctx := context.Background()

@@ -81,6 +81,7 @@ func Run(t *testing.T, newStore func(t *testing.T, clock *Clock) store.Store, op
 	t.Run("Overrides", s.overrides)
 	t.Run("Line", s.line)
 	t.Run("LineInspection", s.lineInspection)
+	t.Run("LineMassLapse", s.lineMassLapse)
 	t.Run("LineConcurrency", s.lineConcurrency)
 }
 

@@ -20,12 +20,12 @@ import (
 func serveCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "listen", Value: "127.0.0.1:12345", Usage: "SPOP address HAProxy connects to (loopback by default: the agent trusts its peers)", EnvVars: []string{"STICKYSEAT_LISTEN"}},
-		&cli.StringFlag{Name: "decision-timeout", Value: "500ms", Usage: "deadline of one decision; keep it below the SPOE timeout processing", EnvVars: []string{"STICKYSEAT_DECISION_TIMEOUT"}},
+		&cli.DurationFlag{Name: "decision-timeout", Value: 500 * time.Millisecond, Usage: "deadline of one decision; keep it below the SPOE timeout processing", EnvVars: []string{"STICKYSEAT_DECISION_TIMEOUT"}},
 		&cli.BoolFlag{Name: "watch-config", Usage: "reload --config when the file changes (SIGHUP always reloads it)", EnvVars: []string{"STICKYSEAT_WATCH_CONFIG"}},
 		&cli.StringFlag{Name: "key-from-body", Usage: "take the key from the body argument when key= is absent or empty: xml:<element>, json:<path> or regex:<expr>", EnvVars: []string{"STICKYSEAT_KEY_FROM_BODY"}},
 		&cli.StringFlag{Name: "key-fallback", Usage: "when no key is found: src uses the client address (the message must send src=src); empty answers invalid", EnvVars: []string{"STICKYSEAT_KEY_FALLBACK"}},
 		&cli.StringFlag{Name: "haproxy-socket", Usage: "this node's HAProxy runtime API (stats socket path or host:port): seats of users with an open connection are kept alive (needs haproxy-config --track-connections)", EnvVars: []string{"STICKYSEAT_HAPROXY_SOCKET"}},
-		&cli.StringFlag{Name: "keepalive-interval", Value: "10s", Usage: "how often --haproxy-socket is read; keep it well below --idle-timeout", EnvVars: []string{"STICKYSEAT_KEEPALIVE_INTERVAL"}},
+		&cli.DurationFlag{Name: "keepalive-interval", Value: 10 * time.Second, Usage: "how often --haproxy-socket is read; keep it well below --idle-timeout", EnvVars: []string{"STICKYSEAT_KEEPALIVE_INTERVAL"}},
 		&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics on this address at /metrics (default off)", EnvVars: []string{"STICKYSEAT_METRICS_LISTEN"}},
 		&cli.BoolFlag{Name: "pprof", Usage: "also serve Go's profiles at /debug/pprof/ on --metrics-listen, which must then be a loopback address (for profiling; off by default)", EnvVars: []string{"STICKYSEAT_PPROF"}},
 		&cli.StringFlag{Name: "admin-listen", Usage: "serve the status page and admin API on this address (default off; loopback unless --admin-token is set)", EnvVars: []string{"STICKYSEAT_ADMIN_LISTEN"}},
@@ -33,7 +33,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "admin-token-file", Usage: "read --admin-token from this file (one line)", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN_FILE"}},
 		&cli.StringSliceFlag{Name: "admin-allowed-host", Usage: "a Host name (or host:port) the admin API answers besides its listen address and loopback names, e.g. the name a proxy or operators use (repeatable; env: comma-separated)", EnvVars: []string{"STICKYSEAT_ADMIN_ALLOWED_HOST"}},
 		&cli.IntFlag{Name: "max-connections", Value: 1024, Usage: "SPOP connections served at once; more are closed at once (each HAProxy process opens a few per agent)", EnvVars: []string{"STICKYSEAT_MAX_CONNECTIONS"}},
-		&cli.StringFlag{Name: "hello-timeout", Value: "5s", Usage: "close an SPOP connection that has not sent its HELLO this long after connecting, so silent peers cannot take every --max-connections slot (HAProxy sends its HELLO at once)", EnvVars: []string{"STICKYSEAT_HELLO_TIMEOUT"}},
+		&cli.DurationFlag{Name: "hello-timeout", Value: 5 * time.Second, Usage: "close an SPOP connection that has not sent its HELLO this long after connecting, so silent peers cannot take every --max-connections slot (HAProxy sends its HELLO at once)", EnvVars: []string{"STICKYSEAT_HELLO_TIMEOUT"}},
 		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},
 	}
 	flags = append(flags, configFlag())
@@ -78,11 +78,11 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		return cfg, fmt.Errorf("--listen: %q is not host:port", cfg.Listen)
 	}
-	if cfg.DecisionTimeout, err = parseDuration(c.String("decision-timeout")); err != nil {
-		return cfg, fmt.Errorf("--decision-timeout: %w", err)
+	if cfg.DecisionTimeout, err = positiveDuration(c, "decision-timeout"); err != nil {
+		return cfg, err
 	}
-	if cfg.HelloTimeout, err = parseDuration(c.String("hello-timeout")); err != nil {
-		return cfg, fmt.Errorf("--hello-timeout: %w", err)
+	if cfg.HelloTimeout, err = positiveDuration(c, "hello-timeout"); err != nil {
+		return cfg, err
 	}
 	mfs := c.Uint("max-frame-size")
 	if mfs < 256 || mfs > 1<<30 {
@@ -119,8 +119,8 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 	if cfg.AdminListen != "" && cfg.AdminToken == "" && !isLoopback(cfg.AdminListen) {
 		return cfg, fmt.Errorf("--admin-listen: %s is not a loopback address: set --admin-token", cfg.AdminListen)
 	}
-	if cfg.KeepAlive, err = parseDuration(c.String("keepalive-interval")); err != nil {
-		return cfg, fmt.Errorf("--keepalive-interval: %w", err)
+	if cfg.KeepAlive, err = positiveDuration(c, "keepalive-interval"); err != nil {
+		return cfg, err
 	}
 	cfg.ConfigPath = c.String("config")
 	if cfg.WatchConfig = c.Bool("watch-config"); cfg.WatchConfig && cfg.ConfigPath == "" {

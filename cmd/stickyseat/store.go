@@ -21,10 +21,12 @@ func storeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "redis", Usage: "share seats through Redis: redis://[user:pass@]host:port/db, rediss://… (TLS), redis-sentinel://host1:port,host2:port/db?master=NAME, redis-cluster://host1:port,host2:port (default: the embedded memory store)", EnvVars: []string{"STICKYSEAT_REDIS"}},
 		&cli.StringFlag{Name: "redis-password-file", Usage: "read the Redis password from this file (one line) instead of the URL, so it is in no argv; the env var " + redisPasswordEnv + " works too", EnvVars: []string{"STICKYSEAT_REDIS_PASSWORD_FILE"}},
-		&cli.StringFlag{Name: "redis-timeout", Value: "250ms", Usage: "deadline of the Redis work of one decision; keep it below --decision-timeout", EnvVars: []string{"STICKYSEAT_REDIS_TIMEOUT"}},
-		&cli.StringFlag{Name: "refresh-interval", Value: "1s", Usage: "answer a user refreshed in Redis less than this long ago from memory (0 disables)", EnvVars: []string{"STICKYSEAT_REFRESH_INTERVAL"}},
+		&cli.DurationFlag{Name: "redis-timeout", Value: 250 * time.Millisecond, Usage: "deadline of the Redis work of one decision; keep it below --decision-timeout", EnvVars: []string{"STICKYSEAT_REDIS_TIMEOUT"}},
+		&cli.DurationFlag{Name: "refresh-interval", Value: time.Second, Usage: "answer a user refreshed in Redis less than this long ago from memory (0 disables)", EnvVars: []string{"STICKYSEAT_REFRESH_INTERVAL"}},
 		&cli.StringFlag{Name: "key-prefix", Value: redis.DefaultKeyPrefix, Usage: "prefix of every Redis key, so deployments can share one Redis", EnvVars: []string{"STICKYSEAT_KEY_PREFIX"}},
 		&cli.StringFlag{Name: "state-file", Usage: "memory store: save seats to this file every --state-interval and at shutdown, restore them at start (default: seats die with the agent)", EnvVars: []string{"STICKYSEAT_STATE_FILE"}},
+		// A string, not a DurationFlag: its error for a value that is no duration at all says
+		// what a duration looks like, as the tests pin.
 		&cli.StringFlag{Name: "state-interval", Value: memory.DefaultStateInterval.String(), Usage: "how often --state-file is written; a kill -9 loses at most this much", EnvVars: []string{"STICKYSEAT_STATE_INTERVAL"}},
 	}
 }
@@ -73,16 +75,16 @@ func storeConfigFromFlags(c *cli.Context, decisionTimeout time.Duration) (storeC
 	}
 	// The Redis flags are checked even without --redis, so a typo never waits for the day
 	// Redis is turned on.
-	timeout, err := parseDuration(c.String("redis-timeout"))
+	timeout, err := positiveDuration(c, "redis-timeout")
 	if err != nil {
-		return cfg, fmt.Errorf("--redis-timeout: %w", err)
+		return cfg, err
 	}
 	if timeout >= decisionTimeout {
 		return cfg, fmt.Errorf("--redis-timeout: %s must be shorter than --decision-timeout %s", timeout, decisionTimeout)
 	}
-	refresh, err := time.ParseDuration(c.String("refresh-interval"))
-	if err != nil || refresh < 0 {
-		return cfg, fmt.Errorf("--refresh-interval: %q is not a duration of 0 or more (e.g. 1s, 0 to disable)", c.String("refresh-interval"))
+	refresh := c.Duration("refresh-interval")
+	if refresh < 0 {
+		return cfg, fmt.Errorf("--refresh-interval: %q is not a duration of 0 or more (e.g. 1s, 0 to disable)", refresh)
 	}
 	if refresh == 0 {
 		refresh = -1 // the store's "disabled"

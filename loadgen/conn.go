@@ -61,6 +61,7 @@ type conn struct {
 	hist       Histogram
 	statuses   [8]uint64
 	answered   uint64
+	maxPlace   int
 	lastAnswer time.Duration
 
 	closing  atomic.Bool
@@ -370,7 +371,7 @@ func (c *conn) ack(h spop.Header, payload []byte) error {
 	if h.FrameID != 1 {
 		return fmt.Errorf("ACK for stream %d frame %d, want frame 1", h.StreamID, h.FrameID)
 	}
-	status, server, err := readAnswer(payload)
+	status, server, place, err := readAnswer(payload)
 	if err != nil {
 		return fmt.Errorf("ACK for stream %d: %w", h.StreamID, err)
 	}
@@ -381,6 +382,19 @@ func (c *conn) ack(h spop.Header, payload []byte) error {
 	if seated != (server != nil) || (seated && len(server) == 0) {
 		return fmt.Errorf("%w: status %s with server %q", errContract, statusNames[status], server)
 	}
+	// A queued answer carries the place HAProxy shows; no other answer has one.
+	if queued := assign.Statuses[status] == assign.StatusQueued; queued != (place > 0) || place < 0 {
+		return fmt.Errorf("%w: status %s with %s %d (0: none, -1: not a positive decimal)", errContract, statusNames[status], agent.VarPosition, place)
+	}
+	if w := c.o.WhenFull; w != nil {
+		switch {
+		case *w == assign.WhenFullQueue && assign.Statuses[status] == assign.StatusFull:
+			return fmt.Errorf("%w: status full, want queued (the pool does not queue, or its line reached its maximum)", errContract)
+		case *w == assign.WhenFullReject && place > 0:
+			return fmt.Errorf("%w: status queued, want full (the pool rejects)", errContract)
+		}
+	}
+	c.maxPlace = max(c.maxPlace, place)
 	c.hist.Record(now - time.Duration(c.slots[s].due.Load()))
 	c.statuses[status]++
 	c.answered++
@@ -390,26 +404,27 @@ func (c *conn) ack(h spop.Header, payload []byte) error {
 	return nil
 }
 
-// readAnswer finds txn.stickyseat.status (its index in statusNames, -1 when absent) and
-// .server (nil when absent) in an ACK payload without allocating.
-func readAnswer(p []byte) (status int, server []byte, err error) {
+// readAnswer finds txn.stickyseat.status (its index in statusNames, -1 when absent),
+// .server (nil when absent) and .position (0 when absent, -1 when not a positive decimal) in
+// an ACK payload without allocating.
+func readAnswer(p []byte) (status int, server []byte, place int, err error) {
 	status = -1
 	for len(p) > 0 {
 		a, n, err := spop.ReadAction(p)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, 0, err
 		}
 		p = p[n:]
 		if a.Type != spop.ActionSetVar {
 			continue
 		}
 		if a.Scope != spop.ScopeTransaction {
-			return 0, nil, fmt.Errorf("%w: variable %q in scope %d, want transaction", errContract, a.Name, a.Scope)
+			return 0, nil, 0, fmt.Errorf("%w: variable %q in scope %d, want transaction", errContract, a.Name, a.Scope)
 		}
 		switch string(a.Name) {
 		case agent.VarStatus:
 			if a.Value.Kind != spop.DataString {
-				return 0, nil, fmt.Errorf("%w: %s of data type %d, want string", errContract, a.Name, a.Value.Kind)
+				return 0, nil, 0, fmt.Errorf("%w: %s of data type %d, want string", errContract, a.Name, a.Value.Kind)
 			}
 			status = -2
 			for i, s := range statusNames {
@@ -418,17 +433,40 @@ func readAnswer(p []byte) (status int, server []byte, err error) {
 				}
 			}
 			if status == -2 {
-				return 0, nil, fmt.Errorf("%w: unknown status %q", errContract, a.Value.Bytes)
+				return 0, nil, 0, fmt.Errorf("%w: unknown status %q", errContract, a.Value.Bytes)
 			}
 		case agent.VarServer:
 			if a.Value.Kind != spop.DataString {
-				return 0, nil, fmt.Errorf("%w: %s of data type %d, want string", errContract, a.Name, a.Value.Kind)
+				return 0, nil, 0, fmt.Errorf("%w: %s of data type %d, want string", errContract, a.Name, a.Value.Kind)
 			}
 			server = a.Value.Bytes
 			if server == nil {
 				server = []byte{}
 			}
+		case agent.VarPosition:
+			if a.Value.Kind != spop.DataString {
+				return 0, nil, 0, fmt.Errorf("%w: %s of data type %d, want string", errContract, a.Name, a.Value.Kind)
+			}
+			place = parsePlace(a.Value.Bytes)
 		}
 	}
-	return status, server, nil
+	return status, server, place, nil
+}
+
+// parsePlace reads a place: a decimal from 1 to 10^9 without sign or leading zero, else -1.
+func parsePlace(b []byte) int {
+	if len(b) == 0 || len(b) > 10 || b[0] == '0' {
+		return -1
+	}
+	n := 0
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return -1
+		}
+		n = n*10 + int(d-'0')
+	}
+	if n > 1e9 {
+		return -1
+	}
+	return n
 }

@@ -58,6 +58,11 @@ type Options struct {
 	Timeout time.Duration
 	// MaxFrameSize is announced in the HELLO. Default 16380, HAProxy's.
 	MaxFrameSize uint32
+	// WhenFull, when set, is what the agent's pool does with a user who finds no seat: with
+	// assign.WhenFullQueue a full answer breaks the run, with assign.WhenFullReject a queued
+	// one does, so that a benchmark of the line cannot silently measure refusals (or the
+	// reverse). Nil accepts both.
+	WhenFull *assign.WhenFull
 }
 
 func (o *Options) setDefaults() {
@@ -128,6 +133,8 @@ type Result struct {
 	Latency *Histogram
 	// ProtocolErrors counts errors of the kinds ErrProtocol describes.
 	ProtocolErrors uint64
+	// MaxPlace is the highest place in line an answer carried (0: no queued answer).
+	MaxPlace int
 }
 
 // Rate is decisions per second.
@@ -204,6 +211,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		res.Decisions += c.answered
 		res.NewKeys += c.newKeys
 		res.ProtocolErrors += c.protocolErrors
+		res.MaxPlace = max(res.MaxPlace, c.maxPlace)
 		for j, n := range c.statuses {
 			if n > 0 {
 				res.Statuses[statusNames[j]] += n

@@ -41,6 +41,9 @@ func (r *Result) WriteReport(w io.Writer) error {
 	if len(r.StatusNames()) == 0 {
 		fmt.Fprintf(w, " none")
 	}
+	if r.MaxPlace > 0 {
+		fmt.Fprintf(w, " (places in line up to %d)", r.MaxPlace)
+	}
 	_, err = fmt.Fprintf(w, "\n  protocol errors %d\n", r.ProtocolErrors)
 	return err
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/stickyseat/stickyseat/assign"
 	"github.com/stickyseat/stickyseat/loadgen"
 )
 
@@ -30,6 +31,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "key-prefix", Value: "user-", Usage: "prefix of every user key"},
 			&cli.BoolFlag{Name: "prefill", Usage: "first send every one of --users once, unmeasured, so that --users seats are live"},
 			&cli.StringFlag{Name: "timeout", Value: "2s", Usage: "longest an answer may take before the run fails"},
+			&cli.StringFlag{Name: "when-full", Usage: "what the agent's pool does with a user who finds no seat: queue (a full answer fails the run) or reject (a queued answer fails it); unset accepts both"},
 			&cli.IntFlag{Name: "pid", Usage: "the agent's process id: also print its CPU time per 1k decisions (from /proc)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
 		},
@@ -73,6 +75,13 @@ func benchConfigFromFlags(c *cli.Context) (benchConfig, error) {
 	if o.Timeout, err = parseDuration(c.String("timeout")); err != nil {
 		return cfg, fmt.Errorf("--timeout: %w", err)
 	}
+	if c.IsSet("when-full") {
+		w, err := assign.ParseWhenFull(c.String("when-full"))
+		if err != nil || c.String("when-full") == "" {
+			return cfg, fmt.Errorf("--when-full: %q: want reject or queue", c.String("when-full"))
+		}
+		o.WhenFull = &w
+	}
 	if err := o.Validate(); err != nil {
 		return cfg, fmt.Errorf("bench: %w", err)
 	}
@@ -88,6 +97,7 @@ type benchReport struct {
 	LatencyMicros  map[string]float64 `json:"latency_us"`
 	Statuses       map[string]uint64  `json:"statuses"`
 	ProtocolErrors uint64             `json:"protocol_errors"`
+	MaxPlace       int                `json:"max_place,omitempty"`
 	Error          string             `json:"error,omitempty"`
 	PrefillRate    float64            `json:"prefill_decisions_per_second,omitempty"`
 	AgentCPUPer1k  float64            `json:"agent_cpu_seconds_per_1k,omitempty"`
@@ -132,7 +142,7 @@ func bench(c *cli.Context) error {
 	}
 	if cfg.JSON {
 		rep.Decisions, rep.Seconds, rep.Rate = res.Decisions, res.Elapsed.Seconds(), res.Rate()
-		rep.Statuses, rep.ProtocolErrors = res.Statuses, res.ProtocolErrors
+		rep.Statuses, rep.ProtocolErrors, rep.MaxPlace = res.Statuses, res.ProtocolErrors, res.MaxPlace
 		rep.LatencyMicros = map[string]float64{"max": float64(res.Latency.Max()) / 1e3}
 		for _, q := range loadgen.Quantiles {
 			rep.LatencyMicros[q.Name] = float64(res.Latency.Quantile(q.Q)) / 1e3

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,24 @@ func TestBenchAgainstAnAgent(t *testing.T) {
 		if res.Statuses[k] != v {
 			t.Errorf("bench statuses[%s] = %d; want %d (all: %v)", k, res.Statuses[k], v, res.Statuses)
 		}
+	}
+
+	// --when-full states what the pool does when full: a rejecting pool fails a run that
+	// expects a line, and an unknown value is refused before any load.
+	for _, tt := range []struct{ value, want string }{
+		{"queue", "status full, want queued"},
+		{"sometimes", `--when-full: "sometimes": want reject or queue`},
+		{"", `--when-full: "": want reject or queue`},
+	} {
+		err := run(context.Background(), []string{"stickyseat", "bench", "--addr", ln.Addr().String(), "--users", "100", "--dist", "seq",
+			"--requests", "200", "--duration", "0", "--when-full", tt.value}, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("bench --when-full %q against a rejecting pool: %v; want an error mentioning %q", tt.value, err, tt.want)
+		}
+	}
+	if err := run(context.Background(), []string{"stickyseat", "bench", "--addr", ln.Addr().String(), "--users", "100", "--dist", "seq",
+		"--requests", "200", "--duration", "0", "--when-full", "reject"}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Errorf("bench --when-full reject against a rejecting pool: %v", err)
 	}
 
 	// A peer that answers garbage to the HELLO is a protocol error: bench fails.

@@ -8,58 +8,139 @@ import (
 	"github.com/stickyseat/stickyseat/store"
 )
 
-// OpenConnections reports the users that hold a connection open through HAProxy right now
-// (a stick table of the pool's backend tracking conn_cur, read over the runtime API).
-type OpenConnections interface {
-	// OpenKeys returns the keys, as HAProxy tracked them, of the pool's users with at
-	// least one open connection.
-	OpenKeys(ctx context.Context, pool string) ([]string, error)
+// LocalTable is this node's HAProxy's own table of a pool's users (the stick table of the
+// pool's backend, read and written over the runtime API). HAProxy routes the users it lists
+// with a server by itself, without asking the agent (the fast path).
+type LocalTable interface {
+	// Snapshot returns the pool's entries and HAProxy's view of its servers' health. A pool
+	// without a table has an empty snapshot and no error.
+	Snapshot(ctx context.Context, pool string) (TableSnapshot, error)
+	// Forget makes HAProxy stop routing the user by itself: their next request asks the
+	// agent. Forgetting a user who is not in the table is not an error.
+	Forget(ctx context.Context, pool, key string) error
+}
+
+// TableSnapshot is what one read of a pool's table found.
+type TableSnapshot struct {
+	// Entries are the users HAProxy routes by itself or holds a connection open for.
+	Entries []TableEntry
+	// Health is true when Down is HAProxy's view: every server not in it is up.
+	Health bool
+	// Down names the servers HAProxy sees DOWN or in maintenance.
+	Down []string
+}
+
+// TableEntry is one user in a pool's table.
+type TableEntry struct {
+	// Key is the user key as HAProxy read it.
+	Key string
+	// Server is the server HAProxy sends the user to without asking the agent; empty when
+	// none (the user only has a connection open).
+	Server string
+	// Open is true while the user has at least one connection open through HAProxy.
+	Open bool
+}
+
+// SyncResult counts what one pass of SyncTable did.
+type SyncResult struct {
+	// Refreshed counts the live seats refreshed (users HAProxy served or holds open).
+	Refreshed int
+	// Forgotten counts the users HAProxy was told to stop routing by itself.
+	Forgotten int
 }
 
 // Touch refreshes the live seat of key in pool, as a request would, but never grants,
-// moves or takes one: every server is offered as not accepting. It reports whether a live
+// moves or queues: every server is offered as not accepting. It reports whether a live
 // seat was refreshed.
 func (a *Assigner) Touch(ctx context.Context, pool, key string) (bool, error) {
 	p := a.cfg.Load().pools[pool]
 	if p == nil {
 		return false, fmt.Errorf("%w %q", ErrUnknownPool, pool)
 	}
+	server, err := a.touch(ctx, p, key)
+	return server != "", err
+}
+
+// touch refreshes key's live seat and returns its server; empty when there is none.
+func (a *Assigner) touch(ctx context.Context, p *compiledPool, key string) (string, error) {
 	if key == "" || len(p.touch) == 0 {
-		return false, nil
+		return "", nil
 	}
 	req := p.req
 	req.Servers = p.touch
+	req.Queue = store.Queue{} // a touch never puts anyone in line
 	req.Key = NormalizeKey(key)
 	res, err := a.store.Assign(ctx, req)
 	if err != nil {
-		return false, fmt.Errorf("touch in pool %q: %w", pool, err)
+		return "", fmt.Errorf("touch in pool %q: %w", p.name, err)
 	}
-	return res.Outcome == store.OutcomeHit, nil
+	if res.Outcome != store.OutcomeHit {
+		return "", nil
+	}
+	return res.Server, nil
 }
 
-// KeepOpenSeats refreshes the seat of every user with an open connection, in every pool,
-// so a user whose only activity is one long stream (SSE, websocket, a long TCP session)
-// keeps the seat; once the last connection closes the idle timeout runs as usual. It
-// returns how many seats it refreshed and the errors it met, pool by pool.
-func (a *Assigner) KeepOpenSeats(ctx context.Context, src OpenConnections) (int, error) {
+// SyncTable keeps HAProxy's tables and the seats in step, pool by pool:
+//   - HAProxy's view of its servers' health is recorded as if a request had carried it (the
+//     users it routes by itself never tell the agent);
+//   - the seat of every listed user (served by this HAProxy within its table's expiry, or
+//     holding a connection open) is refreshed, so a user active only through HAProxy's own
+//     routing, or through one long stream, keeps the seat;
+//   - a user HAProxy routes by itself whose seat is gone (expired, evicted, moved, or on a
+//     server down past its grace) or on another server is forgotten: their next request
+//     asks the agent.
+//
+// When the store fails the pass stops for that pool and the table is left as it is: users
+// HAProxy knows keep their server while the store is down (newcomers are refused).
+func (a *Assigner) SyncTable(ctx context.Context, t LocalTable) (SyncResult, error) {
 	var errs []error
-	touched := 0
-	for name := range a.cfg.Load().pools {
-		keys, err := src.OpenKeys(ctx, name)
+	var res SyncResult
+	for name, p := range a.cfg.Load().pools {
+		snap, err := t.Snapshot(ctx, name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("pool %q: %w", name, err))
 			continue
 		}
-		for _, k := range keys {
-			ok, err := a.Touch(ctx, name, k)
+		if snap.Health {
+			req := Request{Pool: name, Health: true}
+			for _, s := range snap.Down {
+				req.Down = append(req.Down, ServerRef{Pool: name, Server: s})
+			}
+			a.health.servers(p, req)
+		}
+		// The servers a seat may still be on: up, draining, down for less than the grace (or
+		// down, when the pool's users wait for their server).
+		keeps := map[string]bool{}
+		for _, s := range a.health.servers(p, Request{}) {
+			keeps[s.Name] = true
+		}
+		for _, e := range snap.Entries {
+			if e.Server != "" && !keeps[e.Server] && !e.Open {
+				// Down past its grace: the user must ask the agent, which moves them.
+				if err := t.Forget(ctx, name, e.Key); err != nil {
+					errs = append(errs, fmt.Errorf("pool %q: %w", name, err))
+					continue
+				}
+				res.Forgotten++
+				continue
+			}
+			server, err := a.touch(ctx, p, e.Key)
 			if err != nil {
 				errs = append(errs, err)
-				break // the store is failing: the next round tries again
+				break // the store is failing: the next pass tries again
 			}
-			if ok {
-				touched++
+			if server != "" {
+				res.Refreshed++
 			}
+			if e.Server == "" || (e.Server == server && keeps[server]) {
+				continue
+			}
+			if err := t.Forget(ctx, name, e.Key); err != nil {
+				errs = append(errs, fmt.Errorf("pool %q: %w", name, err))
+				continue
+			}
+			res.Forgotten++
 		}
 	}
-	return touched, errors.Join(errs...)
+	return res, errors.Join(errs...)
 }

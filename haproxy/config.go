@@ -40,6 +40,7 @@ const (
 	DefaultQueueRetryAfter   = 5 * time.Second
 	DefaultKeyTCP            = "src"
 	DefaultKeyHTTP           = "req.hdr(x-user)"
+	DefaultFastPathWindow    = 10 * time.Second
 )
 
 // Config describes the HAProxy side of one stickyseat deployment. Zero-valued optional fields
@@ -77,6 +78,15 @@ type Config struct {
 	// connections by key, for the agent's --haproxy-socket (long streams keep their seat).
 	// It needs a Key HAProxy can fetch.
 	TrackConnections bool
+	// FastPath lets HAProxy route a user it sent to a server within FastPathWindow to that
+	// server again without asking the agent: each pool's backend keeps a stick table of
+	// user key → server (the same table as TrackConnections'), filled only from the agent's
+	// answers, so only the agent grants seats. The agent's --haproxy-socket keeps it in step
+	// with the seats. It needs a Key HAProxy can fetch.
+	FastPath bool
+	// FastPathWindow is how long after a user's last request HAProxy still routes them by
+	// itself (the table's expire). Default DefaultFastPathWindow; whole milliseconds.
+	FastPathWindow time.Duration
 	// Pools get one backend each (at least one). The frontend's default_backend is the first;
 	// route to the others with use_backend rules of your own.
 	Pools []Pool
@@ -146,6 +156,12 @@ func (c Config) Validate() error {
 	}
 	if c.TrackConnections && c.Key == "" {
 		bad("TrackConnections: needs a Key HAProxy can fetch (a key taken from the body cannot be tracked)")
+	}
+	if c.FastPath && c.Key == "" {
+		bad("FastPath: needs a Key HAProxy can fetch (a key the agent takes from the body cannot be looked up by HAProxy)")
+	}
+	if c.FastPathWindow < time.Millisecond {
+		bad("FastPathWindow %v: want at least 1ms", c.FastPathWindow)
 	}
 	if c.SendBody && c.Mode == ModeTCP {
 		bad("SendBody: http mode only (req.body needs HTTP parsing)")
@@ -224,6 +240,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueRetryAfter == 0 {
 		c.QueueRetryAfter = DefaultQueueRetryAfter
+	}
+	if c.FastPathWindow == 0 {
+		c.FastPathWindow = DefaultFastPathWindow
 	}
 	if len(c.Pools) > 1 {
 		c.SendPool = true

@@ -276,6 +276,8 @@ type rig struct {
 	// agentAddr is where HAProxy looks for the agent.
 	agentAddr string
 	servers   map[string]*fakeServer
+	// sock is HAProxy's admin runtime API socket.
+	sock string
 }
 
 // startRig fills in c's addresses, starts a fake server per server name, the fake agent
@@ -316,6 +318,7 @@ func startRig(t *testing.T, bin string, c Config, agentUp bool, edit func(cfg st
 		}
 	}
 	startHAProxy(t, bin, dir, sock)
+	r.sock = sock
 	return r
 }
 

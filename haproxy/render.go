@@ -66,6 +66,13 @@ type renderData struct {
 	// processing timeout, so that retries of a refused connection fit in it.
 	AgentConnectTimeout string
 	RetryAfterSeconds   int64
+	// Table: each pool backend has the stick table (TrackConnections or FastPath);
+	// TableExpire is its expire, TableStore its "store" list (empty for none).
+	Table                   bool
+	TableExpire, TableStore string
+	// MaxTableKey is the longest key the fast path looks up or stores: the table keeps
+	// TableKeyLen bytes of a key, and two keys cut to the same bytes must never share an entry.
+	MaxTableKey, TableKeyLen int
 	// AnyQueue: some pool has a line, so the agent may set position and wait.
 	AnyQueue               bool
 	QueueRetryAfterSeconds int64
@@ -85,9 +92,24 @@ const (
 	queuePageTail = "<p>This page asks again by itself; keep it open to keep your place.</p></body></html>"
 )
 
+// tableKeyLen is the stick table's key length, the agent's own longest key kept as it is.
+const tableKeyLen = 256
+
 func newRenderData(c Config, g Globals, frontendLog bool) renderData {
 	c = c.withDefaults()
+	expire, store := "10m", ""
+	if c.TrackConnections {
+		store = "conn_cur"
+	}
+	if c.FastPath {
+		expire = formatTimeout(c.FastPathWindow)
+	}
 	return renderData{
+		Table:                  c.TrackConnections || c.FastPath,
+		TableExpire:            expire,
+		TableStore:             store,
+		MaxTableKey:            tableKeyLen - 1,
+		TableKeyLen:            tableKeyLen,
 		FrontendLog:            frontendLog,
 		Config:                 c,
 		Globals:                g,

@@ -82,7 +82,7 @@ func renderCases() []renderCase {
 			if mode == ModeTCP && (body || strings.Contains(key, "req.body")) {
 				continue // the body is http mode only (Validate refuses SendBody in tcp)
 			}
-			for _, variant := range []string{"", "pool", "several pools", "track", "src fallback", "queue"} {
+			for _, variant := range []string{"", "pool", "several pools", "track", "src fallback", "queue", "fast path", "fast path tracking connections"} {
 				c := validConfig()
 				c.Mode, c.Key, c.SendBody = mode, key, body
 				keyArg := key
@@ -108,6 +108,15 @@ func renderCases() []renderCase {
 						continue // Validate: a key read from the body cannot be tracked
 					}
 					c.TrackConnections = true
+				case "fast path", "fast path tracking connections":
+					if keyArg == "" {
+						continue // Validate: HAProxy cannot look up a key the agent reads from the body
+					}
+					c.FastPath, c.FastPathWindow = true, 5*time.Second
+					c.TrackConnections = variant == "fast path tracking connections"
+					// Several pools, each with its own table.
+					c.Pools = append(c.Pools, Pool{Name: "api", Backend: "be_api", Servers: []Server{{Name: "a1", Addr: "[::1]:9101"}}})
+					args = append(args, "pool=var(txn.stickyseat_pool)")
 				case "src fallback":
 					c.SendSrc = true
 				case "queue":
@@ -147,7 +156,8 @@ func TestRenderCasesCoverTheMatrix(t *testing.T) {
 		seen[tc.name] = true
 	}
 	for _, want := range []string{"tcp/header:x-user", "tcp/cookie:sid/pool", "tcp/param:user/track", "http/header:x-user/queue", "tcp/src/queue",
-		"tcp/header:x-user/several pools", "http/body/several pools", "http/cookie:sid/src fallback"} {
+		"tcp/header:x-user/several pools", "http/body/several pools", "http/cookie:sid/src fallback",
+		"tcp/src/fast path", "tcp/header:x-user/fast path tracking connections", "http/req.body_param(user)/fast path", "http/default key/fast path"} {
 		if !seen[want] {
 			t.Errorf("renderCases() lacks %q", want)
 		}
@@ -216,6 +226,7 @@ func TestRenderContract(t *testing.T) {
 					t.Errorf("Render() spoe lacks %q; got:\n%s", w, spoe)
 				}
 			}
+			checkTableLines(t, c, string(cfg))
 			if got, want := strings.Count(string(cfg), "filter spoe "), len(c.Pools); got != want {
 				t.Errorf("Render() cfg has %d filter lines; want %d (one per pool backend)", got, want)
 			}
@@ -361,5 +372,61 @@ func writeRender(t *testing.T, dir string, c Config, g Globals) {
 	}
 	if err := os.WriteFile(spoePath, spoe, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkTableLines checks each pool backend's stick table and the fast path's rules: one
+// table per backend whatever is on, merged when both are.
+func checkTableLines(t *testing.T, c Config, cfg string) {
+	t.Helper()
+	rule := "http-request"
+	if c.Mode == ModeTCP {
+		rule = "tcp-request content"
+	}
+	wantTables := 0
+	if c.TrackConnections || c.FastPath {
+		wantTables = len(c.Pools)
+	}
+	if got := strings.Count(cfg, "    stick-table "); got != wantTables {
+		t.Errorf("Render() cfg has %d stick tables; want %d", got, wantTables)
+	}
+	table := "    stick-table type string len 256 size 1m expire "
+	switch {
+	case c.FastPath && c.TrackConnections:
+		table += formatTimeout(c.FastPathWindow) + " store conn_cur\n"
+	case c.FastPath:
+		table += formatTimeout(c.FastPathWindow) + "\n"
+	case c.TrackConnections:
+		table += "10m store conn_cur\n"
+	}
+	var want, unwanted []string
+	fast := []string{
+		"    stick match " + c.Key + " if { var(txn.stickyseat_known) -m int gt 0 }\n",
+		"    stick store-request " + c.Key + " if { var(txn.stickyseat.server) -m found } { " + c.Key + ",length -m int 1:255 }\n",
+	}
+	if wantTables > 0 {
+		want = append(want, table)
+	}
+	if c.TrackConnections {
+		want = append(want, "    "+rule+" track-sc1 "+c.Key+"\n")
+	}
+	if c.FastPath {
+		want = append(want, fast...)
+		for _, p := range c.Pools {
+			want = append(want, "    "+rule+" set-var(txn.stickyseat_known) "+c.Key+",table_server_id("+p.Backend+") if { "+c.Key+",length -m int 1:255 }\n")
+		}
+	} else {
+		unwanted = append(unwanted, fast...)
+		unwanted = append(unwanted, "txn.stickyseat_known")
+	}
+	for _, w := range want {
+		if got := strings.Count(cfg, w); got != len(c.Pools) && !strings.Contains(w, "table_server_id(") || got == 0 {
+			t.Errorf("Render() cfg has %q %d times; want once per pool backend:\n%s", w, got, cfg)
+		}
+	}
+	for _, u := range unwanted {
+		if strings.Contains(cfg, u) {
+			t.Errorf("Render() cfg has %q without the fast path:\n%s", u, cfg)
+		}
 	}
 }

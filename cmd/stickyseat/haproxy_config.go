@@ -23,6 +23,8 @@ func haproxyConfigCommand() *cli.Command {
 		&cli.StringFlag{Name: "spoe-path", Value: haproxy.DefaultSPOEPath, Usage: "path HAProxy reads the SPOE file from", EnvVars: []string{"STICKYSEAT_SPOE_PATH"}},
 		&cli.StringFlag{Name: "processing-timeout", Value: "1s", Usage: "SPOE timeout processing (keep the agent's --decision-timeout below it)", EnvVars: []string{"STICKYSEAT_PROCESSING_TIMEOUT"}},
 		&cli.BoolFlag{Name: "track-connections", Usage: "count each user's open connections in a stick table per backend, for serve --haproxy-socket (long streams keep their seat)", EnvVars: []string{"STICKYSEAT_TRACK_CONNECTIONS"}},
+		&cli.BoolFlag{Name: "fast-path", Usage: "route users HAProxy sent to a server within --fast-path-window straight there, without asking the agent (a stick table per backend, kept in step with the seats by serve --haproxy-socket; not with a key taken from the body)", EnvVars: []string{"STICKYSEAT_FAST_PATH"}},
+		&cli.StringFlag{Name: "fast-path-window", Value: "10s", Usage: "with --fast-path: how long after a user's last request HAProxy still routes them by itself; keep serve --keepalive-interval at most this", EnvVars: []string{"STICKYSEAT_FAST_PATH_WINDOW"}},
 		&cli.StringFlag{Name: "stats-socket", Usage: "with --standalone: path of the admin runtime API socket to declare (what serve --haproxy-socket reads)", EnvVars: []string{"STICKYSEAT_STATS_SOCKET"}},
 		&cli.BoolFlag{Name: "standalone", Usage: "emit a complete haproxy.cfg (global and defaults included)"},
 		&cli.StringFlag{Name: "out-dir", Usage: "write haproxy.cfg and the SPOE file into this directory instead of printing them (the filter then names the SPOE file there, unless --spoe-path is given)"},
@@ -75,6 +77,10 @@ func haproxyConfigFromFlags(c *cli.Context) (haproxy.Config, error) {
 	if err != nil {
 		return haproxy.Config{}, fmt.Errorf("--processing-timeout: %w", err)
 	}
+	window, err := parseDuration(c.String("fast-path-window"))
+	if err != nil {
+		return haproxy.Config{}, fmt.Errorf("--fast-path-window: %w", err)
+	}
 	mode := c.String("mode")
 	if mode != haproxy.ModeTCP && mode != haproxy.ModeHTTP {
 		return haproxy.Config{}, fmt.Errorf("--mode: %q is not tcp or http", mode)
@@ -86,6 +92,9 @@ func haproxyConfigFromFlags(c *cli.Context) (haproxy.Config, error) {
 			return haproxy.Config{}, fmt.Errorf("--key: %w", err)
 		}
 		body = body || keyBody
+	}
+	if c.Bool("fast-path") && sample == "" && body {
+		return haproxy.Config{}, fmt.Errorf("--fast-path: the key is taken from the body by the agent, and HAProxy can only route by itself on a key it reads (use --key header:NAME, cookie:NAME, param:NAME or a sample)")
 	}
 	if body && mode != haproxy.ModeHTTP {
 		return haproxy.Config{}, fmt.Errorf("--key: body needs --mode http (HAProxy parses bodies in http mode only)")
@@ -113,6 +122,8 @@ func haproxyConfigFromFlags(c *cli.Context) (haproxy.Config, error) {
 		SendBody:          body,
 		SendSrc:           src,
 		TrackConnections:  c.Bool("track-connections"),
+		FastPath:          c.Bool("fast-path"),
+		FastPathWindow:    window,
 		SendPool:          c.Bool("send-pool"),
 		Pools:             p.HAProxy,
 		ProcessingTimeout: pt,

@@ -11,7 +11,8 @@ import (
 	"github.com/stickyseat/stickyseat/haproxy"
 )
 
-// tables maps each pool to its backend's connection table, swapped on reload.
+// tables maps each pool to its backend, whose stick table the agent keeps in step with the
+// seats; swapped on reload.
 type tables struct {
 	m atomic.Pointer[map[string]string]
 }
@@ -34,8 +35,10 @@ func (t *tables) set(p pools) {
 	t.m.Store(&m)
 }
 
-// keepAliveLoop refreshes, every interval, the seats of users with a connection open through
-// this node's HAProxy. Errors are logged when they start and when they end, not every round.
+// keepAliveLoop keeps this node's HAProxy's tables and the seats in step every interval:
+// it refreshes the seats of the users HAProxy routed by itself or holds a connection open
+// for, and makes HAProxy forget the users whose seat is gone or elsewhere. Errors are logged
+// when they start and when they end, not every round.
 func keepAliveLoop(ctx context.Context, log zerolog.Logger, a *assign.Assigner, socket string, t *tables, every time.Duration) {
 	log = log.With().Str("component", "keepalive").Str("haproxy_socket", socket).Logger()
 	tick := time.NewTicker(every)
@@ -48,15 +51,15 @@ func keepAliveLoop(ctx context.Context, log zerolog.Logger, a *assign.Assigner, 
 		case <-tick.C:
 		}
 		rt := haproxy.Runtime{Addr: socket, Tables: *t.m.Load(), Timeout: every / 2}
-		n, err := a.KeepOpenSeats(ctx, rt)
+		res, err := a.SyncTable(ctx, rt)
 		switch {
 		case err != nil && !failing:
-			log.Warn().Err(err).Msg("cannot keep open connections' seats alive; retrying every interval")
+			log.Warn().Err(err).Msg("cannot keep HAProxy's table and the seats in step; retrying every interval")
 			failing = true
 		case err == nil && failing:
-			log.Info().Msg("keeping open connections' seats alive again")
+			log.Info().Msg("HAProxy's table and the seats are in step again")
 			failing = false
 		}
-		log.Debug().Int("refreshed", n).Msg("open connections' seats refreshed")
+		log.Debug().Int("refreshed", res.Refreshed).Int("forgotten", res.Forgotten).Msg("HAProxy's table synced")
 	}
 }

@@ -1,0 +1,103 @@
+package assign_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/store/memory"
+)
+
+// fakeTable is HAProxy's table of pool "web" as the test sets it; it records what the
+// agent forgets.
+type fakeTable struct {
+	snap      assign.TableSnapshot
+	forgotten []string
+}
+
+func (f *fakeTable) Snapshot(_ context.Context, pool string) (assign.TableSnapshot, error) {
+	if pool != "web" {
+		return assign.TableSnapshot{}, nil
+	}
+	return f.snap, nil
+}
+
+func (f *fakeTable) Forget(_ context.Context, pool, key string) error {
+	f.forgotten = append(f.forgotten, key)
+	return nil
+}
+
+func TestSyncTable(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	p := assign.Pool{Name: "web", Servers: []assign.Server{up("s1", 1), up("s2", 2)}, IdleTimeout: idle, DownGrace: 10 * time.Second}
+	a, err := assign.New(assign.Config{Pools: []assign.Pool{p}}, memory.New(memory.Options{Clock: clock.Now}), assign.Options{Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decide := func(key string, wantStatus assign.Status, wantServer string) {
+		t.Helper()
+		if d := a.Decide(ctx, assign.Request{Key: key}); d.Status != wantStatus || d.Server != wantServer {
+			t.Errorf("Decide(%q) = %s %q; want %s %q", key, d.Status, d.Server, wantStatus, wantServer)
+		}
+	}
+	sync := func(tab *fakeTable, want assign.SyncResult, wantForgotten ...string) {
+		t.Helper()
+		want.Forgotten = len(wantForgotten)
+		got, err := a.SyncTable(ctx, tab)
+		if err != nil || got != want || !slices.Equal(tab.forgotten, wantForgotten) {
+			t.Errorf("SyncTable = %+v, %v, forgot %q; want %+v, nil, forgot %q", got, err, tab.forgotten, want, wantForgotten)
+		}
+		tab.forgotten = nil
+	}
+
+	decide("u1", assign.StatusNew, "s1")
+	decide("u2", assign.StatusNew, "s2")
+	// u1 is active only through HAProxy's own routing: each pass refreshes the seat, so it
+	// outlives the idle timeout and s1 stays full for a newcomer.
+	tab := &fakeTable{snap: assign.TableSnapshot{Health: true, Entries: []assign.TableEntry{{Key: "u1", Server: "s1"}}}}
+	for range 3 {
+		clock.Advance(idle - time.Minute)
+		sync(tab, assign.SyncResult{Refreshed: 1})
+	}
+	decide("u3", assign.StatusNew, "s2") // s1 is still u1's
+
+	// u2 was not seen: their seat expired. HAProxy still lists them on s2 (say another node
+	// let the seat go): forgotten, and the pass grants nothing.
+	tab.snap.Entries = append(tab.snap.Entries, assign.TableEntry{Key: "u2", Server: "s2"}, assign.TableEntry{Key: "u9", Server: "s2"})
+	sync(tab, assign.SyncResult{Refreshed: 1}, "u2", "u9")
+	// A user HAProxy routes to another server than their seat's: forgotten, seat kept.
+	tab.snap.Entries = []assign.TableEntry{{Key: "u3", Server: "s1"}}
+	sync(tab, assign.SyncResult{Refreshed: 1}, "u3")
+	decide("u3", assign.StatusHit, "s2")
+	// Open connections alone refresh, and are never forgotten.
+	tab.snap.Entries = []assign.TableEntry{{Key: "u3", Open: true}, {Key: "gone", Open: true}}
+	sync(tab, assign.SyncResult{Refreshed: 1})
+
+	// s1 down: kept for the grace (HAProxy refuses u1 meanwhile), forgotten after it, and
+	// the agent then moves u1, as HAProxy's view reached it through the pass.
+	tab.snap = assign.TableSnapshot{Health: true, Down: []string{"s1"}, Entries: []assign.TableEntry{{Key: "u1", Server: "s1"}}}
+	sync(tab, assign.SyncResult{Refreshed: 1})
+	clock.Advance(10*time.Second - time.Nanosecond)
+	sync(tab, assign.SyncResult{Refreshed: 1})
+	if got := a.ServerStates("web")["s1"]; got != assign.EffectiveDownInGrace {
+		t.Errorf("s1 is %s after the passes; want down-in-grace", got)
+	}
+	clock.Advance(time.Nanosecond)
+	sync(tab, assign.SyncResult{}, "u1")
+	decide("u1", assign.StatusMoved, "s2")
+}
+
+func TestSyncTableStoreDown(t *testing.T) {
+	a, err := assign.New(assign.Config{Pools: []assign.Pool{pool(up("s1", 1))}}, failingStore{}, assign.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := &fakeTable{snap: assign.TableSnapshot{Entries: []assign.TableEntry{{Key: "u1", Server: "s1"}, {Key: "u2", Server: "s1"}}}}
+	res, err := a.SyncTable(context.Background(), tab)
+	if err == nil || res != (assign.SyncResult{}) || len(tab.forgotten) != 0 {
+		t.Errorf("SyncTable with the store down = %+v, %v, forgot %q; want an error and HAProxy's table left alone (known users keep their server)", res, err, tab.forgotten)
+	}
+}

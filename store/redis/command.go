@@ -12,11 +12,25 @@ import (
 )
 
 // A script call is sent as a Redis command built here: EVALSHA, the script's SHA1, the number
-// of keys, the keys (the user's, the listed servers' sets, maybe an unlisted server's set),
-// then ARGV (see assignScript).
+// of keys, KEYS, then ARGV. assignScript's doc comment is the one description of what KEYS
+// and ARGV hold; the constants below only name ARGV's positions for the Go side.
 const (
 	cmdNumKeys  = 2
 	cmdFirstKey = 3
+)
+
+// Positions in ARGV (1-based, as in Lua).
+const (
+	argNow = 1 + iota
+	argIdle
+	argUser
+	argServerCount
+	argGCLimit
+	argUnlisted
+	argTTL
+	argQueueTimeout
+	argQueueMax
+	argServers // then name, quota, accepting for each listed server
 )
 
 // callTemplate is the command of a pool's script call with the parts that depend on the user
@@ -48,31 +62,31 @@ func (s *Store) template(b *batcher, req store.Request) *callTemplate {
 	if req.Queue.On() {
 		keys += len(lineKeyNames)
 	}
-	cmd := make([]any, argv(keys, 10), argv(keys, 10+3*n))
+	cmd := make([]any, argv(keys, argServers), argv(keys, argServers+3*n))
 	cmd[0], cmd[1], cmd[cmdNumKeys] = "evalsha", assignLua.Hash(), strconv.Itoa(keys)
 	cmd[cmdFirstKey] = "" // the user's key
 	for i, srv := range req.Servers {
 		cmd[cmdFirstKey+1+i] = s.serverKey(req.Pool, srv.Name)
 	}
-	cmd[argv(keys, 8)], cmd[argv(keys, 9)] = "0", "0"
+	cmd[argv(keys, argQueueTimeout)], cmd[argv(keys, argQueueMax)] = "0", "0"
 	if req.Queue.On() {
 		for i, k := range s.lineKeys(req.Pool) {
 			cmd[cmdFirstKey+1+n+i] = k
 		}
-		cmd[argv(keys, 8)] = strconv.FormatInt(ceilDiv(req.Queue.Timeout, time.Microsecond), 10)
-		cmd[argv(keys, 9)] = strconv.Itoa(req.Queue.Max)
+		cmd[argv(keys, argQueueTimeout)] = strconv.FormatInt(ceilDiv(req.Queue.Timeout, time.Microsecond), 10)
+		cmd[argv(keys, argQueueMax)] = strconv.Itoa(req.Queue.Max)
 	}
-	cmd[argv(keys, 1)] = "" // now: Redis TIME, or the test clock
-	cmd[argv(keys, 2)] = strconv.FormatInt(ceilDiv(req.Idle, time.Microsecond), 10)
-	cmd[argv(keys, 3)] = "" // the user
-	cmd[argv(keys, 4)] = strconv.Itoa(n)
-	cmd[argv(keys, 5)] = strconv.Itoa(gcLimit)
-	cmd[argv(keys, 6)] = "" // the unlisted server
+	cmd[argv(keys, argNow)] = "" // Redis TIME, or the test clock
+	cmd[argv(keys, argIdle)] = strconv.FormatInt(ceilDiv(req.Idle, time.Microsecond), 10)
+	cmd[argv(keys, argUser)] = "" // set per call
+	cmd[argv(keys, argServerCount)] = strconv.Itoa(n)
+	cmd[argv(keys, argGCLimit)] = strconv.Itoa(gcLimit)
+	cmd[argv(keys, argUnlisted)] = "" // set by withUnlisted
 	// The TTLs are a safety net measured on Redis's own clock; under a test clock they would
 	// disagree with the scores, so they are left out (the scores alone decide liveness).
-	cmd[argv(keys, 7)] = "0"
+	cmd[argv(keys, argTTL)] = "0"
 	if s.clock == nil {
-		cmd[argv(keys, 7)] = strconv.FormatInt(ceilDiv(req.Idle, time.Millisecond)+1, 10)
+		cmd[argv(keys, argTTL)] = strconv.FormatInt(ceilDiv(req.Idle, time.Millisecond)+1, 10)
 	}
 	for _, srv := range req.Servers {
 		accepting := "0"
@@ -91,15 +105,15 @@ func (s *Store) command(t *callTemplate, req store.Request) []any {
 	cmd := slices.Clone(t.cmd)
 	keys := t.keys
 	cmd[cmdFirstKey] = s.userKey(req.Pool, req.Key)
-	cmd[argv(keys, 3)] = req.Key
+	cmd[argv(keys, argUser)] = req.Key
 	if s.clock != nil {
-		cmd[argv(keys, 1)] = strconv.FormatInt(s.clock().UnixMicro(), 10)
+		cmd[argv(keys, argNow)] = strconv.FormatInt(s.clock().UnixMicro(), 10)
 	}
 	return cmd
 }
 
 // withUnlisted returns a copy of cmd, a command without an unlisted server, that declares the
-// set of the unlisted server as its last key and names the server in ARGV[6].
+// set of the unlisted server as its last key and names the server in ARGV.
 func (s *Store) withUnlisted(cmd []any, pool, server string) []any {
 	keys, _ := strconv.Atoi(cmd[cmdNumKeys].(string))
 	out := make([]any, 0, len(cmd)+1)
@@ -107,7 +121,7 @@ func (s *Store) withUnlisted(cmd []any, pool, server string) []any {
 	out = append(out, s.serverKey(pool, server))
 	out = append(out, cmd[cmdFirstKey+keys:]...)
 	out[cmdNumKeys] = strconv.Itoa(keys + 1)
-	out[argv(keys+1, 6)] = server
+	out[argv(keys+1, argUnlisted)] = server
 	return out
 }
 

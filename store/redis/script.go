@@ -37,6 +37,8 @@ const maxNeedRetries = 3
 // 5 garbage-collection limit, 6 the unlisted server whose set is the last key or "", 7 the TTL
 // in ms of the keys ("0": no TTL), 8 the line's timeout in µs ("0": no line), 9 the line's
 // size limit, then for each listed server: name, quota, "1" if accepting.
+// This is the one description of the layout; command.go builds it, naming the positions
+// (argNow...argServers).
 //
 // A seat refreshed at t has score t and is live while now < t+idle, i.e. score > now-idle.
 // Numbers cross into Redis commands through fmt() because Lua's default %.14g would round

@@ -1,5 +1,7 @@
 package assign
 
+import "github.com/stickyseat/stickyseat/store"
+
 // Status is what HAProxy reads in txn.stickyseat.status.
 type Status uint8
 
@@ -17,23 +19,17 @@ const (
 // Statuses lists every status, in order, for counters and documentation.
 var Statuses = []Status{StatusHit, StatusNew, StatusMoved, StatusFull, StatusInvalid, StatusError, StatusQueued}
 
-// String returns the value the agent sets in txn.stickyseat.status.
+// outcomes are the store's outcomes that the statuses answer; their names are the statuses'.
+var outcomes = [...]store.Outcome{StatusHit: store.OutcomeHit, StatusNew: store.OutcomeNew, StatusMoved: store.OutcomeMoved, StatusFull: store.OutcomeFull, StatusQueued: store.OutcomeQueued}
+
+// String returns the value the agent sets in txn.stickyseat.status: a store outcome's name,
+// or invalid and error, the two statuses the agent answers without the store.
 func (s Status) String() string {
-	switch s {
-	case StatusHit:
-		return "hit"
-	case StatusNew:
-		return "new"
-	case StatusMoved:
-		return "moved"
-	case StatusFull:
-		return "full"
-	case StatusInvalid:
+	if int(s) < len(outcomes) && outcomes[s] != 0 {
+		return outcomes[s].String()
+	}
+	if s == StatusInvalid {
 		return "invalid"
-	case StatusError:
-		return "error"
-	case StatusQueued:
-		return "queued"
 	}
 	return "error"
 }

@@ -183,21 +183,26 @@ const (
 	OutcomeQueued
 )
 
-// String returns the status name HAProxy sees for the outcome.
+// outcomeNames is the one spelling of the outcomes: the status HAProxy reads for each
+// (assign.Status takes them from here) and the status the Redis script replies.
+var outcomeNames = [...]string{OutcomeHit: "hit", OutcomeNew: "new", OutcomeMoved: "moved", OutcomeFull: "full", OutcomeQueued: "queued"}
+
+// String returns the status name HAProxy sees for the outcome ("unknown" for none).
 func (o Outcome) String() string {
-	switch o {
-	case OutcomeHit:
-		return "hit"
-	case OutcomeNew:
-		return "new"
-	case OutcomeMoved:
-		return "moved"
-	case OutcomeFull:
-		return "full"
-	case OutcomeQueued:
-		return "queued"
+	if o > 0 && int(o) < len(outcomeNames) {
+		return outcomeNames[o]
 	}
 	return "unknown"
+}
+
+// ParseOutcome returns the outcome String names, and false for any other name.
+func ParseOutcome(name string) (Outcome, bool) {
+	for o, n := range outcomeNames {
+		if o > 0 && n == name {
+			return Outcome(o), true
+		}
+	}
+	return 0, false
 }
 
 // Result is the decision of the store for one request.

@@ -49,8 +49,8 @@ const maxNeedRetries = 3
 // requires every key to be declared), so the script answers {"need", server} without writing
 // anything and the caller runs it again with that key added.
 //
-// Replies: {status, server, previous, position, wait µs, waited µs}, status one of "hit",
-// "new", "moved", "full", "queued" or "need" (then server is the unlisted one).
+// Replies: {status, server, previous, position, wait µs, waited µs}, status the name of a
+// store.Outcome (its String) or "need" (then server is the unlisted one).
 // lapseLua removes the places of the line (local names line, asked, joined, meta) whose user
 // has not asked for qtimeout µs: a place asked for at t lapses at t+qtimeout exactly. It removes
 // at most store.LapseLimit places per call (the LIMIT below), so that a mass lapse (a whole
@@ -258,18 +258,8 @@ func (s *Store) decide(ctx context.Context, deadline time.Time, req store.Reques
 			cmd = s.withUnlisted(base, req.Pool, res.Server)
 			continue
 		}
-		switch status {
-		case "hit":
-			res.Outcome = store.OutcomeHit
-		case "new":
-			res.Outcome = store.OutcomeNew
-		case "moved":
-			res.Outcome = store.OutcomeMoved
-		case "full":
-			res.Outcome = store.OutcomeFull
-		case "queued":
-			res.Outcome = store.OutcomeQueued
-		default:
+		var ok bool
+		if res.Outcome, ok = store.ParseOutcome(status); !ok {
 			return store.Result{}, fmt.Errorf("unexpected script status %q", status)
 		}
 		return res, nil

@@ -22,6 +22,18 @@ var maxDepth uint = 16
 // never scans them. Probing compares fingerprints without touching the slab, and growing
 // moves entries without hashing a key again. Keys with equal fingerprints are told apart by
 // their caller, which compares the keys themselves (seatSet.find).
+//
+// Why not a Go map[string]uint32: its keys are pointers the garbage collector scans and it
+// grows by rehashing everything at once under the pool's lock. Replacing the map (with the
+// slab and the arena) took, at 1M seats, a forced GC from 194 ms to 0.2 ms of CPU, memory from
+// 119.8 to 62.25 B per seat, AssignHit from 321 to 254 ns and AssignNew from 951 to 571 ns
+// with 0 allocations instead of 2; splitting segments took the longest single Assign while a
+// pool fills to 4M seats from 225–284 ms to 6–13 ms. Reproduce with
+//
+//	go test -run '^$' -bench 'AssignHit$|AssignNew$|SeatMemory|GCWithSeats' -benchmem ./store/memory
+//	go test -run '^$' -bench 'FillPause|ChurnPause' -benchtime 1x ./store/memory
+//
+// (README, Numbers: the figures and the commits compared).
 type table struct {
 	// dir has 1<<depth entries; entry p is the segment of the fingerprints whose top depth
 	// bits are p. A segment of local depth d < depth appears 1<<(depth-d) times in a row.

@@ -182,3 +182,42 @@ func TestRoutingFastPathExpiry(t *testing.T) {
 		})
 	}
 }
+
+// TestRuntimeOddKeys: keys with the characters HAProxy escapes in `show table` or the
+// runtime API splits on come back exactly from Snapshot, and Forget removes them.
+func TestRuntimeOddKeys(t *testing.T) {
+	keys := []string{`a b`, `a=b`, `a\b`, `a;b`, `<<`, `a\ b`, "caf\u00e9", `x\x41`}
+	for _, bin := range haproxyBins(t) {
+		t.Run(binName(bin), func(t *testing.T) {
+			c := validConfig()
+			c.Mode, c.FastPath, c.FastPathWindow = ModeHTTP, true, time.Minute
+			r := startRig(t, bin, c, true, nil)
+			r.agent.setAnswer(always(seat{server: "s1", status: "new"}))
+			rt := Runtime{Addr: r.sock, Tables: map[string]string{"web": "stickyseat_web"}}
+			for _, k := range keys {
+				if got, err := r.do("GET", "/", k, ""); err != nil || got.body != "s1" {
+					t.Fatalf("GET as %q = %+v, %v; want s1", k, got, err)
+				}
+			}
+			snap, err := rt.Snapshot(context.Background(), "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range snap.Entries {
+				got = append(got, e.Key)
+			}
+			if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(keys))) {
+				t.Errorf("Snapshot keys = %q; want %q", got, keys)
+			}
+			for _, k := range keys {
+				if err := rt.Forget(context.Background(), "web", k); err != nil {
+					t.Errorf("Forget(%q): %v", k, err)
+				}
+			}
+			if snap, err := rt.Snapshot(context.Background(), "web"); err != nil || len(snap.Entries) != 0 {
+				t.Errorf("Snapshot after forgetting every key = %+v, %v; want no entries", snap.Entries, err)
+			}
+		})
+	}
+}

@@ -43,6 +43,10 @@ type StackOptions struct {
 	// KeepAlive, when set, makes HAProxy track open connections per key and the agent read
 	// them over the runtime API at this interval (serve --haproxy-socket).
 	KeepAlive time.Duration
+	// FastPathWindow, when set, turns on haproxy-config --fast-path with this window: HAProxy
+	// routes users it served within it by itself. Set KeepAlive too: the agent keeps the
+	// table in step at that interval.
+	FastPathWindow time.Duration
 	// Defaults holds extra lines for haproxy's defaults section (e.g. "default-server inter 100ms").
 	Defaults []string
 	// Queue makes users who find every seat taken wait in the pool's line: the agent runs
@@ -138,6 +142,8 @@ func StartStack(o StackOptions) (*Stack, error) {
 		Pools:            []haproxy.Pool{pool},
 		NoHealthChecks:   !o.HealthChecks,
 		TrackConnections: o.KeepAlive > 0,
+		FastPath:         o.FastPathWindow > 0,
+		FastPathWindow:   o.FastPathWindow,
 		QueueRetryAfter:  o.QueueRetryAfter,
 	}
 	main, err := haproxy.RenderStandalone(cfg, haproxy.Globals{LogStdout: true, StatsSocket: statsSocket})

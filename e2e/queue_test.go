@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -275,4 +276,52 @@ func TestRejectStaysDefault(t *testing.T) {
 			t.Errorf("GET /api/queue without a line: %v; want 404", err)
 		}
 	})
+}
+
+// TestReadmeQueueRules: the http rules the README shows for a pool with a line are the
+// generator's, line for line (the page is shortened there with "…": each piece between them
+// must be in the generated line).
+func TestReadmeQueueRules(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## A fair line when every seat is taken\n")
+	if !ok {
+		t.Fatal(`README.md has no "## A fair line when every seat is taken" section`)
+	}
+	_, block, ok := strings.Cut(section, "\n```haproxy\n")
+	if !ok {
+		t.Fatal("the README's line section has no haproxy block")
+	}
+	block, _, _ = strings.Cut(block, "\n```\n")
+	cfg := haproxy.Config{Mode: haproxy.ModeHTTP, FrontendBind: ":8080", AgentAddr: "127.0.0.1:12345", Pools: []haproxy.Pool{{
+		Name: "default", Queue: true, Servers: []haproxy.Server{{Name: "s1", Addr: "10.0.0.1:8080"}}}}}
+	main, spoe, err := haproxy.Render(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(spoe), "register-var-names status server error position wait") {
+		t.Errorf("SPOE file does not register position and wait:\n%s", spoe)
+	}
+	generated := strings.Split(string(main), "\n")
+	for _, line := range strings.Split(block, "\n") {
+		pieces := strings.Split(line, "…")
+		if !slices.ContainsFunc(generated, func(g string) bool {
+			if !strings.HasPrefix(g, pieces[0]) || !strings.HasSuffix(g, pieces[len(pieces)-1]) {
+				return false
+			}
+			rest := g
+			for _, p := range pieces {
+				i := strings.Index(rest, p)
+				if i < 0 {
+					return false
+				}
+				rest = rest[i+len(p):]
+			}
+			return true
+		}) {
+			t.Errorf("README line not generated:\n%s", line)
+		}
+	}
 }

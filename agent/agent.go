@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/internal/ratelimit"
 )
 
 // MessageName is the SPOE message the agent answers; others are ignored.
@@ -131,7 +132,7 @@ type Agent struct {
 	log         zerolog.Logger
 	stats       counters
 	// Rate limits of the log lines about connections.
-	refusedLog, connLog, panicLog *logLimiter
+	refusedLog, evictedLog, connLog, panicLog *ratelimit.Limiter
 
 	mu    sync.Mutex
 	conns map[*guardConn]struct{}
@@ -150,9 +151,10 @@ func New(d Decider, opts Options) *Agent {
 		opts:       opts,
 		log:        opts.Logger.With().Str("component", "agent").Logger(),
 		conns:      make(map[*guardConn]struct{}),
-		refusedLog: newLogLimiter(logInterval),
-		connLog:    newLogLimiter(logInterval),
-		panicLog:   newLogLimiter(logInterval),
+		refusedLog: ratelimit.New(logInterval),
+		evictedLog: ratelimit.New(logInterval),
+		connLog:    ratelimit.New(logInterval),
+		panicLog:   ratelimit.New(logInterval),
 	}
 	a.SetKeyRules(opts.KeyRules)
 	return a
@@ -203,14 +205,26 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 func (a *Agent) serveConn(c net.Conn) {
 	a.mu.Lock()
 	if len(a.conns) >= a.opts.MaxConnections {
-		a.mu.Unlock()
-		a.stats.refusedConns.Add(1)
-		if ok, held := a.refusedLog.allow(); ok {
-			a.log.Warn().Str("peer", c.RemoteAddr().String()).Int("max_connections", a.opts.MaxConnections).
-				Uint64("suppressed", held).Msg("SPOP connection refused: the connection limit is reached (see --max-connections, --hello-timeout)")
+		victim := a.idlest(time.Now())
+		if victim == nil {
+			a.mu.Unlock()
+			a.stats.refusedConns.Add(1)
+			if ok, held := a.refusedLog.Allow(); ok {
+				a.log.Warn().Str("peer", c.RemoteAddr().String()).Int("max_connections", a.opts.MaxConnections).
+					Uint64("suppressed", held).Msg("SPOP connection refused: the connection limit is reached and every connection is busy (see --max-connections)")
+			}
+			c.Close()
+			return
 		}
-		c.Close()
-		return
+		// The slot is the newcomer's at once; the victim ends at its frame boundary, now.
+		delete(a.conns, victim)
+		victim.shutdown()
+		a.stats.evictedConns.Add(1)
+		if ok, held := a.evictedLog.Allow(); ok {
+			a.log.Warn().Str("peer", victim.RemoteAddr().String()).Bool("sent_notify", victim.notified.Load()).
+				Int("max_connections", a.opts.MaxConnections).Uint64("suppressed", held).
+				Msg("SPOP connection limit reached: closed the connection idle the longest to let a new one in (see --max-connections)")
+		}
 	}
 	g := newGuardConn(c, guardLimits{
 		maxFrame: a.opts.MaxFrameSize, hello: a.opts.HelloTimeout, grace: a.opts.ShutdownGrace, idle: a.opts.IdleTimeout,
@@ -244,11 +258,34 @@ func (a *Agent) serveConn(c net.Conn) {
 	}()
 }
 
+// idlest returns the connection to close so that a newcomer gets a slot: among those idle
+// (no frame being read, no message being answered), one that never sent a NOTIFY (a peer
+// that only holds a slot, or an unused HAProxy connection) before any other, then the one
+// idle the longest; nil when every connection is busy. HAProxy opens a new connection when
+// one of its idle ones is closed, so a flood of connections that do nothing can never keep
+// HAProxy's own out. Called with a.mu held.
+func (a *Agent) idlest(now time.Time) *guardConn {
+	var best *guardConn
+	var bestIdle time.Duration
+	bestNotified := true
+	for g := range a.conns {
+		idle, ok := g.idleFor(now)
+		if !ok {
+			continue
+		}
+		notified := g.notified.Load()
+		if best == nil || (!notified && bestNotified) || (notified == bestNotified && idle > bestIdle) {
+			best, bestIdle, bestNotified = g, idle, notified
+		}
+	}
+	return best
+}
+
 // logPanic logs a recovered panic on e, rate-limited: its value as text (an error's
 // message; a structured field would render most panic values, errors included, as {})
 // and the stack of the goroutine that panicked (call it from the deferred recover).
 func (a *Agent) logPanic(r any, e *zerolog.Event, msg string) {
-	ok, held := a.panicLog.allow()
+	ok, held := a.panicLog.Allow()
 	if !ok {
 		e.Discard()
 		return
@@ -262,11 +299,11 @@ func (a *Agent) logPanic(r any, e *zerolog.Event, msg string) {
 type connLogger struct {
 	log   zerolog.Logger
 	peer  string
-	limit *logLimiter
+	limit *ratelimit.Limiter
 }
 
 func (l connLogger) Errorf(format string, args ...any) {
-	ok, held := l.limit.allow()
+	ok, held := l.limit.Allow()
 	if !ok {
 		return
 	}

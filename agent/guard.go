@@ -54,6 +54,13 @@ type guardConn struct {
 	// flight, which Read reported as a normal end (reader goroutine only).
 	peerReset bool
 
+	// idleSince is when the connection began waiting for a frame with none begun (Unix
+	// nanoseconds; the accept time until the HELLO is whole), 0 while a frame is being
+	// read. notified: a NOTIFY went through. The listener reads both to pick the
+	// connection to close when every slot is taken (see idleFor).
+	idleSince atomic.Int64
+	notified  atomic.Bool
+
 	// inFlight holds one token per NOTIFY handed to the library and not yet answered: the
 	// library starts a goroutine per NOTIFY and answers each with one ACK (negasus.go,
 	// assumption 7), so a peer that sends without reading would otherwise pile up
@@ -88,7 +95,26 @@ func newGuardConn(c net.Conn, l guardLimits, stats *counters) *guardConn {
 	// One deadline covers the whole HAPROXY-HELLO, however it is cut up: HAProxy sends it
 	// as soon as it connects (its own "timeout hello" on 2.6-3.0 is a few seconds).
 	g.readDeadline(deadlineHello, l.hello)
+	g.idleSince.Store(time.Now().UnixNano())
 	return g
+}
+
+// idleFor reports how long the connection has been idle at now, and false when it is not
+// idle: a frame is being read, a NOTIFY is being answered or an answer is being written.
+// Closing an idle connection loses nothing: HAProxy opens another when it needs one. A
+// connection still in its HELLO is idle from its accept, however much of the HELLO came.
+func (g *guardConn) idleFor(now time.Time) (time.Duration, bool) {
+	since := g.idleSince.Load()
+	if since == 0 || len(g.inFlight) > 0 || g.closing.Load() {
+		return 0, false
+	}
+	g.wmu.Lock()
+	writing := g.flushing || len(g.wbuf) > 0
+	g.wmu.Unlock()
+	if writing {
+		return 0, false
+	}
+	return now.Sub(time.Unix(0, since)), true
 }
 
 // Write sends one frame (the library writes each frame in one call: negasus.go,
@@ -205,13 +231,18 @@ func (g *guardConn) nextFrame(p []byte) (int, error) {
 	g.extended = false
 	hello := g.maxFrame == 0 // before the HELLO its own deadline, set at accept, stays
 	if g.r.Buffered() < 4 && !hello {
+		g.idleSince.Store(time.Now().UnixNano())
 		g.readDeadline(deadlineIdle, g.limits.idle)
 	}
 	if g.closing.Load() {
 		// shutdown may have set its deadline just before ours replaced it
 		return 0, io.EOF
 	}
-	if got, err := io.ReadFull(g.r, g.hdr[:]); err != nil {
+	got, err := io.ReadFull(g.r, g.hdr[:])
+	if !hello {
+		g.idleSince.Store(0)
+	}
+	if err != nil {
 		if g.closing.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 			return 0, io.EOF
 		}
@@ -256,6 +287,7 @@ func (g *guardConn) nextFrame(p []byte) (int, error) {
 		case <-g.done:
 			return 0, net.ErrClosed
 		}
+		g.notified.Store(true)
 	}
 	g.remaining = n
 	g.pending = g.hdr[:]
@@ -290,6 +322,7 @@ func (g *guardConn) readHello(p []byte, n uint32) (int, error) {
 		return 0, fmt.Errorf("%w: HAProxy offers max-frame-size %d, above the agent's limit %d (raise --max-frame-size)", errFrame, mfs, g.limit)
 	}
 	g.maxFrame = negotiatedFrameSize(uint32(mfs))
+	g.idleSince.Store(0) // until the AGENT-HELLO is written and the next frame awaited
 	g.pending = frame
 	return g.Read(p)
 }

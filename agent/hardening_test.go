@@ -16,6 +16,7 @@ import (
 	"github.com/stickyseat/stickyseat/agent/spop"
 	"github.com/stickyseat/stickyseat/agent/spop/spoptest"
 	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/internal/ratelimit"
 )
 
 // logBuffer collects an agent's JSON log lines.
@@ -68,8 +69,8 @@ func (c *frozenClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 // freezeLogs makes the agent's log limiters read c.
 func freezeLogs(c *frozenClock) func(*Agent) {
 	return func(a *Agent) {
-		for _, l := range []*logLimiter{a.refusedLog, a.connLog, a.panicLog} {
-			l.now = c.now
+		for _, l := range []*ratelimit.Limiter{a.refusedLog, a.evictedLog, a.connLog, a.panicLog} {
+			l.Now = c.now
 		}
 	}
 }
@@ -87,12 +88,16 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // TestSilentPeersAreClosedAtHelloTimeout: connections that send nothing, or only part of
-// a HELLO, hold every slot; they are closed once the HELLO timeout passes, the agent takes
-// a HAProxy connection again, and a connection that did its HELLO is not cut by it.
+// a HELLO, hold every slot; a newcomer closes the oldest of them to get in at once, the
+// others are closed once the HELLO timeout passes, and a connection that did its HELLO and
+// answered is not cut by them.
 func TestSilentPeersAreClosedAtHelloTimeout(t *testing.T) {
 	const hello = 300 * time.Millisecond
 	a, addr, _ := startAgent(t, &fakeDecider{}, Options{HelloTimeout: hello, MaxConnections: 4})
-	good := dial(t, addr) // did its HELLO: must outlive the silent ones
+	good := dial(t, addr) // did its HELLO and a NOTIFY: must outlive the silent ones
+	if _, err := good.Notify(9, 1, msg(arg("key", spop.Str("alice")))); err != nil {
+		t.Fatal(err)
+	}
 
 	var silent []net.Conn
 	start := time.Now()
@@ -109,31 +114,27 @@ func TestSilentPeersAreClosedAtHelloTimeout(t *testing.T) {
 			}
 		}
 		silent = append(silent, conn)
+		waitFor(t, 5*time.Second, "silent connection accepted", func() bool { return a.Stats().Open == i+2 })
 	}
-	waitFor(t, 5*time.Second, "silent connections held", func() bool { return a.Stats().Open == 4 })
-	// Every slot is taken: a newcomer is refused at once.
-	extra, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	// Every slot is taken: a newcomer gets in, the oldest silent connection is closed.
+	c := dial(t, addr)
+	if !closedWithin(silent[0], 2*time.Second) {
+		t.Errorf("the oldest silent connection was not closed at once for a newcomer")
 	}
-	if !closedWithin(extra, 2*time.Second) {
-		t.Errorf("a connection beyond MaxConnections was not closed at once")
-	}
-	extra.Close()
-	for i, conn := range silent {
+	for i, conn := range silent[1:] {
 		if !closedWithin(conn, hello+5*time.Second) {
-			t.Fatalf("silent connection %d still open %s after it connected; HelloTimeout is %s", i, time.Since(start), hello)
+			t.Fatalf("silent connection %d still open %s after it connected; HelloTimeout is %s", i+1, time.Since(start), hello)
 		}
 	}
 	if took := time.Since(start); took < hello {
 		t.Errorf("silent connections closed after %s; want no earlier than the HELLO timeout %s", took, hello)
 	}
 	st := a.Stats()
-	if st.HelloTimeouts != 3 || st.RefusedConnections != 1 || st.BadFrames != 0 {
-		t.Errorf("HelloTimeouts, RefusedConnections, BadFrames = %d, %d, %d; want 3, 1, 0", st.HelloTimeouts, st.RefusedConnections, st.BadFrames)
+	if st.HelloTimeouts != 2 || st.EvictedConnections != 1 || st.RefusedConnections != 0 || st.BadFrames != 0 {
+		t.Errorf("HelloTimeouts, EvictedConnections, RefusedConnections, BadFrames = %d, %d, %d, %d; want 2, 1, 0, 0",
+			st.HelloTimeouts, st.EvictedConnections, st.RefusedConnections, st.BadFrames)
 	}
-	// HAProxy gets in again, and the connection that did its HELLO before still answers.
-	c := dial(t, addr)
+	// The newcomer and the connection that did its HELLO before both answer.
 	for i, cl := range []*spoptest.Client{good, c} {
 		acts, err := cl.Notify(uint64(i+1), 1, msg(arg("key", spop.Str("alice"))))
 		if err != nil || spoptest.Vars(acts)[VarStatus] != "new" {
@@ -147,9 +148,9 @@ func TestSilentPeersAreClosedAtHelloTimeout(t *testing.T) {
 func TestConnectionLogsAreRateLimited(t *testing.T) {
 	var logs logBuffer
 	clock := newFrozenClock()
-	a, addr, _ := serveAgent(t, &fakeDecider{}, Options{MaxConnections: 1, Logger: zerolog.New(&logs)}, freezeLogs(clock))
-	holder := dial(t, addr) // takes the only slot
-	_ = holder
+	d := &fakeDecider{block: make(chan struct{})}
+	a, addr, _ := serveAgent(t, d, Options{MaxConnections: 1, Logger: zerolog.New(&logs)}, freezeLogs(clock))
+	holder := busyClient(t, addr, d) // takes the only slot, busy: newcomers are refused
 	flood := func(n int, payload []byte) {
 		for range n {
 			conn, err := net.Dial("tcp", addr)
@@ -179,6 +180,7 @@ func TestConnectionLogsAreRateLimited(t *testing.T) {
 	}
 
 	// Bad frames: free the slot, then flood with frames of length 0.
+	close(d.block)
 	holder.Close()
 	waitFor(t, 5*time.Second, "slot freed", func() bool { return a.Stats().Open == 0 })
 	for range 20 {

@@ -116,19 +116,99 @@ func TestIdleAndSlowFramesAreClosed(t *testing.T) {
 	})
 }
 
-func TestMaxConnections(t *testing.T) {
-	a, addr, _ := startAgent(t, &fakeDecider{}, Options{MaxConnections: 2})
-	dial(t, addr)
-	dial(t, addr)
+// busyClient connects, says HELLO and sends a NOTIFY for key "slow", which d holds until
+// its block channel is closed: the connection has a message in flight.
+func busyClient(t *testing.T, addr string, d *fakeDecider) *spoptest.Client {
+	t.Helper()
+	c := dial(t, addr)
+	asked := len(d.requests())
+	go c.Notify(1, 1, msg(arg("key", spop.Str("slow")))) // answered when the test ends
+	waitFor(t, 5*time.Second, "the slow message reaches the decider", func() bool { return len(d.requests()) > asked })
+	return c
+}
+
+// helloConn connects and says HELLO, and returns the raw connection too.
+func helloConn(t *testing.T, addr string) (*spoptest.Client, net.Conn) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := spoptest.NewClient(conn)
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Hello(false); err != nil {
+		t.Fatalf("Hello: %v", err)
+	}
+	return c, conn
+}
+
+// stillOpen reports whether nothing arrives on conn, not even its end, within d; a
+// connection with no answer due must get nothing.
+func stillOpen(conn net.Conn, d time.Duration) bool {
+	conn.SetReadDeadline(time.Now().Add(d))
+	_, err := conn.Read(make([]byte, 1))
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// TestMaxConnectionsClosesTheIdlest: at the limit a newcomer is let in and the connection
+// idle the longest is closed, one that never sent a NOTIFY before any other; a connection
+// with a message in flight is never closed; when every connection is busy the newcomer is
+// refused.
+func TestMaxConnectionsClosesTheIdlest(t *testing.T) {
+	d := &fakeDecider{block: make(chan struct{})}
+	a, addr, _ := startAgent(t, d, Options{MaxConnections: 3})
+	t.Cleanup(func() { close(d.block) }) // before the agent's shutdown, which waits for it
+	busyClient(t, addr, d)
+	used, usedConn := helloConn(t, addr)
+	if _, err := used.Notify(1, 1, msg(arg("key", spop.Str("alice")))); err != nil {
+		t.Fatal(err)
+	}
+	_, silent := helloConn(t, addr) // HELLO only, and the newest: still the first to go
+	waitFor(t, 5*time.Second, "3 connections open", func() bool { return a.Stats().Open == 3 })
+
+	first, firstConn := helloConn(t, addr)
+	if acts, err := first.Notify(1, 1, msg(arg("key", spop.Str("bob")))); err != nil || spoptest.Vars(acts)[VarStatus] != "new" {
+		t.Fatalf("newcomer at the limit: %v, %v; want status new", spoptest.Vars(acts), err)
+	}
+	if stillOpen(silent, 5*time.Second) {
+		t.Fatal("the connection that never sent a NOTIFY was not closed for the newcomer")
+	}
+	// Now every idle connection has sent a NOTIFY: the one idle the longest goes.
+	second := dial(t, addr)
+	if acts, err := second.Notify(1, 1, msg(arg("key", spop.Str("carol")))); err != nil || spoptest.Vars(acts)[VarStatus] != "new" {
+		t.Fatalf("second newcomer at the limit: %v, %v; want status new", spoptest.Vars(acts), err)
+	}
+	if stillOpen(usedConn, 5*time.Second) {
+		t.Fatal("the connection idle the longest was not closed for the second newcomer")
+	}
+	if !stillOpen(firstConn, 200*time.Millisecond) {
+		t.Errorf("the first newcomer's connection was closed; want open (idle for less long than the closed one)")
+	}
+	if acts, err := first.Notify(2, 1, msg(arg("key", spop.Str("bob")))); err != nil || spoptest.Vars(acts)[VarStatus] != "new" {
+		t.Errorf("first newcomer after the second came in: %v, %v; want an answer", spoptest.Vars(acts), err)
+	}
+	if st := a.Stats(); st.EvictedConnections != 2 || st.RefusedConnections != 0 || st.Open != 3 {
+		t.Errorf("EvictedConnections, RefusedConnections, Open = %d, %d, %d; want 2, 0, 3", st.EvictedConnections, st.RefusedConnections, st.Open)
+	}
+}
+
+func TestMaxConnectionsAllBusyRefuses(t *testing.T) {
+	d := &fakeDecider{block: make(chan struct{})}
+	a, addr, _ := startAgent(t, d, Options{MaxConnections: 2})
+	t.Cleanup(func() { close(d.block) }) // before the agent's shutdown, which waits for it
+	busyClient(t, addr, d)
+	busyClient(t, addr, d)
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	if !closedWithin(conn, 5*time.Second) {
-		t.Errorf("third connection still open beyond MaxConnections 2")
+		t.Errorf("third connection still open beyond MaxConnections 2 with both connections busy")
 	}
-	if got := a.Stats().RefusedConnections; got != 1 {
-		t.Errorf("Stats().RefusedConnections = %d; want 1", got)
+	if st := a.Stats(); st.RefusedConnections != 1 || st.EvictedConnections != 0 {
+		t.Errorf("RefusedConnections, EvictedConnections = %d, %d; want 1, 0", st.RefusedConnections, st.EvictedConnections)
 	}
 }

@@ -8,8 +8,8 @@ import (
 
 // counters are the agent's running totals; Stats copies them.
 type counters struct {
-	conns, frames, panics, badFrames, refusedConns, helloTimeouts atomic.Uint64
-	status                                                        [8]atomic.Uint64
+	conns, frames, panics, badFrames, refusedConns, evictedConns, helloTimeouts atomic.Uint64
+	status                                                                      [8]atomic.Uint64
 }
 
 func (c *counters) count(s assign.Status) {
@@ -33,8 +33,12 @@ type Stats struct {
 	Panics uint64
 	// BadFrames counts connections closed by the frame guard.
 	BadFrames uint64
-	// RefusedConnections counts connections closed at once, beyond MaxConnections.
+	// RefusedConnections counts connections closed at once, beyond MaxConnections, when
+	// every connection held was busy.
 	RefusedConnections uint64
+	// EvictedConnections counts idle connections closed, beyond MaxConnections, to let a
+	// new one in.
+	EvictedConnections uint64
 	// HelloTimeouts counts connections closed for not sending their HAPROXY-HELLO within
 	// HelloTimeout.
 	HelloTimeouts uint64
@@ -52,6 +56,7 @@ func (a *Agent) Stats() Stats {
 		Panics:             a.stats.panics.Load(),
 		BadFrames:          a.stats.badFrames.Load(),
 		RefusedConnections: a.stats.refusedConns.Load(),
+		EvictedConnections: a.stats.evictedConns.Load(),
 		HelloTimeouts:      a.stats.helloTimeouts.Load(),
 		Decisions:          make(map[string]uint64, len(assign.Statuses)),
 	}

@@ -77,7 +77,7 @@ type Metrics struct {
 
 	// waited is the time users seated from a line waited in it, by pool.
 	waited *prometheus.HistogramVec
-	addMu    sync.Mutex
+	addMu  sync.Mutex
 }
 
 // New registers every metric.
@@ -110,7 +110,8 @@ func New(src Sources) *Metrics {
 		counter("stickyseat_spop_connections_total", "SPOP connections accepted.", func(s agent.Stats) uint64 { return s.Connections })
 		counter("stickyseat_spop_frames_total", "NOTIFY frames answered.", func(s agent.Stats) uint64 { return s.Frames })
 		counter("stickyseat_spop_bad_frames_total", "Connections closed by the frame guard.", func(s agent.Stats) uint64 { return s.BadFrames })
-		counter("stickyseat_spop_refused_connections_total", "Connections closed beyond --max-connections.", func(s agent.Stats) uint64 { return s.RefusedConnections })
+		counter("stickyseat_spop_refused_connections_total", "Connections refused beyond --max-connections, every connection held being busy.", func(s agent.Stats) uint64 { return s.RefusedConnections })
+		counter("stickyseat_spop_evicted_connections_total", "Idle connections closed beyond --max-connections to let a new one in.", func(s agent.Stats) uint64 { return s.EvictedConnections })
 		counter("stickyseat_spop_hello_timeouts_total", "Connections closed for not sending their HELLO within --hello-timeout.", func(s agent.Stats) uint64 { return s.HelloTimeouts })
 		counter("stickyseat_panics_total", "Panics recovered (handler or decoder).", func(s agent.Stats) uint64 { return s.Panics })
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stickyseat_spop_connections", Help: "SPOP connections open now."},

@@ -1,30 +1,34 @@
-package agent
+// Package ratelimit keeps log lines about floods (refused connections, bad frames, refused
+// requests) to one per interval, with the count of those held back.
+package ratelimit
 
 import (
 	"sync"
 	"time"
 )
 
-// logLimiter lets through at most one log line per interval and counts the lines it held
-// back, so that a flood of bad connections costs a line a second, not a line each.
-type logLimiter struct {
+// Limiter lets through at most one log line per interval and counts the lines it held
+// back, so that a flood of bad connections or requests costs a line per interval, not a
+// line each. It is safe for concurrent use.
+type Limiter struct {
 	interval time.Duration
-	now      func() time.Time // time.Now unless a test injects a clock
+	// Now is the clock, time.Now unless a test injects one; set it before first use.
+	Now func() time.Time
 
 	mu         sync.Mutex
 	next       time.Time // the earliest time the next line may be logged
 	suppressed uint64    // lines held back since the last one let through
 }
 
-// newLogLimiter returns a limiter letting one line through per interval.
-func newLogLimiter(interval time.Duration) *logLimiter {
-	return &logLimiter{interval: interval, now: time.Now}
+// New returns a limiter letting one line through per interval.
+func New(interval time.Duration) *Limiter {
+	return &Limiter{interval: interval, Now: time.Now}
 }
 
-// allow reports whether a line may be logged now and, if so, how many lines were held
+// Allow reports whether a line may be logged now and, if so, how many lines were held
 // back since the last one let through (the caller logs that count with its line).
-func (l *logLimiter) allow() (ok bool, suppressed uint64) {
-	now := l.now()
+func (l *Limiter) Allow() (ok bool, suppressed uint64) {
+	now := l.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if now.Before(l.next) {

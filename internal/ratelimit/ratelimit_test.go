@@ -1,14 +1,14 @@
-package agent
+package ratelimit
 
 import (
 	"testing"
 	"time"
 )
 
-func TestLogLimiter(t *testing.T) {
+func TestLimiter(t *testing.T) {
 	clock := time.Unix(1000, 0)
-	l := newLogLimiter(time.Second)
-	l.now = func() time.Time { return clock }
+	l := New(time.Second)
+	l.Now = func() time.Time { return clock }
 	type step struct {
 		advance    time.Duration
 		ok         bool
@@ -26,9 +26,9 @@ func TestLogLimiter(t *testing.T) {
 	}
 	for i, s := range steps {
 		clock = clock.Add(s.advance)
-		ok, n := l.allow()
+		ok, n := l.Allow()
 		if ok != s.ok || n != s.suppressed {
-			t.Errorf("step %d (+%s): allow() = %v, %d; want %v, %d", i, s.advance, ok, n, s.ok, s.suppressed)
+			t.Errorf("step %d (+%s): Allow() = %v, %d; want %v, %d", i, s.advance, ok, n, s.ok, s.suppressed)
 		}
 	}
 }

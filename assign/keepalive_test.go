@@ -3,6 +3,7 @@ package assign_test
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 // agent forgets.
 type fakeTable struct {
 	snap      assign.TableSnapshot
+	mu        sync.Mutex
 	forgotten []string
 }
 
@@ -25,6 +27,8 @@ func (f *fakeTable) Snapshot(_ context.Context, pool string) (assign.TableSnapsh
 }
 
 func (f *fakeTable) Forget(_ context.Context, pool, key string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.forgotten = append(f.forgotten, key)
 	return nil
 }
@@ -47,6 +51,7 @@ func TestSyncTable(t *testing.T) {
 		t.Helper()
 		want.Forgotten = len(wantForgotten)
 		got, err := a.SyncTable(ctx, tab)
+		slices.Sort(tab.forgotten)
 		if err != nil || got != want || !slices.Equal(tab.forgotten, wantForgotten) {
 			t.Errorf("SyncTable = %+v, %v, forgot %q; want %+v, nil, forgot %q", got, err, tab.forgotten, want, wantForgotten)
 		}

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -122,6 +123,24 @@ func (o *Options) setDefaults() {
 // with the count of those held back.
 const logInterval = time.Second
 
+// Waits between retries of a failing accept, doubling from the least to the most (as
+// net/http's Server does).
+const (
+	minAcceptBackoff = 5 * time.Millisecond
+	maxAcceptBackoff = time.Second
+)
+
+// temporaryAcceptError reports whether accepting may work again later: a timeout, or the
+// process or system out of file descriptors or buffers.
+func temporaryAcceptError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) || errors.Is(err, syscall.ECONNABORTED)
+}
+
 // Agent answers HAProxy's stickyseat messages.
 type Agent struct {
 	decider Decider
@@ -132,7 +151,7 @@ type Agent struct {
 	log         zerolog.Logger
 	stats       counters
 	// Rate limits of the log lines about connections.
-	refusedLog, evictedLog, connLog, panicLog *ratelimit.Limiter
+	refusedLog, evictedLog, acceptLog, connLog, panicLog *ratelimit.Limiter
 
 	mu    sync.Mutex
 	conns map[*guardConn]struct{}
@@ -153,6 +172,7 @@ func New(d Decider, opts Options) *Agent {
 		conns:      make(map[*guardConn]struct{}),
 		refusedLog: ratelimit.New(logInterval),
 		evictedLog: ratelimit.New(logInterval),
+		acceptLog:  ratelimit.New(logInterval),
 		connLog:    ratelimit.New(logInterval),
 		panicLog:   ratelimit.New(logInterval),
 	}
@@ -172,11 +192,14 @@ func (a *Agent) SetKeyRules(rules map[string]KeyRule) {
 
 // Serve accepts SPOP connections on ln until ctx is cancelled, then stops accepting, lets
 // every connection finish the messages it has received (their ACKs are written), closes
-// them and returns nil. It returns an error only if accepting fails otherwise.
+// them and returns nil. An accept that fails for want of file descriptors or buffers is
+// retried after a wait (5ms, doubling up to 1s), logged and counted; Serve returns an
+// error only if accepting fails otherwise.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	var err error
+	var backoff time.Duration
 	for {
 		var c net.Conn
 		c, err = ln.Accept()
@@ -185,12 +208,26 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 				err = nil
 				break
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if !temporaryAcceptError(err) {
+				break
 			}
-			break
+			// Out of file descriptors (EMFILE, ENFILE) or buffers: connections may close
+			// soon, so wait and try again, as net/http does, rather than end the agent.
+			backoff = min(max(2*backoff, minAcceptBackoff), maxAcceptBackoff)
+			a.stats.acceptErrors.Add(1)
+			if ok, held := a.acceptLog.Allow(); ok {
+				a.log.Error().Err(err).Dur("retry_in", backoff).Uint64("suppressed", held).
+					Msg("accepting an SPOP connection failed; retrying (raise the open files limit, ulimit -n, or lower --max-connections)")
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			continue
 		}
+		backoff = 0
 		a.serveConn(c)
 	}
 	a.mu.Lock()

@@ -1,10 +1,17 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"net"
+	"os"
 	"runtime"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/stickyseat/stickyseat/agent/spop"
 	"github.com/stickyseat/stickyseat/agent/spop/spoptest"
@@ -211,4 +218,67 @@ func TestMaxConnectionsAllBusyRefuses(t *testing.T) {
 	if st := a.Stats(); st.RefusedConnections != 1 || st.EvictedConnections != 0 {
 		t.Errorf("RefusedConnections, EvictedConnections = %d, %d; want 1, 0", st.RefusedConnections, st.EvictedConnections)
 	}
+}
+
+// failingListener's Accept fails with err its first n calls, then accepts.
+type failingListener struct {
+	net.Listener
+	mu  sync.Mutex
+	n   int
+	err error
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.n > 0 {
+		l.n--
+		l.mu.Unlock()
+		return nil, l.err
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
+}
+
+// TestAcceptOutOfFilesIsRetried: accept failing with EMFILE (the process is out of file
+// descriptors) or ENFILE is retried after a wait, counted, and the agent then serves; any
+// other accept error still ends Serve.
+func TestAcceptOutOfFilesIsRetried(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			fl := &failingListener{Listener: ln, n: 4, err: &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", errno)}}
+			a := New(&fakeDecider{}, Options{Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan error, 1)
+			go func() { served <- a.Serve(ctx, fl) }()
+			defer func() {
+				cancel()
+				if err := <-served; err != nil {
+					t.Errorf("Serve after cancel = %v; want nil", err)
+				}
+			}()
+			c := dial(t, ln.Addr().String())
+			if acts, err := c.Notify(1, 1, msg(arg("key", spop.Str("alice")))); err != nil || spoptest.Vars(acts)[VarStatus] != "new" {
+				t.Fatalf("after %d failed accepts: %v, %v; want status new", 4, spoptest.Vars(acts), err)
+			}
+			if got := a.Stats().AcceptErrors; got != 4 {
+				t.Errorf("Stats().AcceptErrors = %d; want 4", got)
+			}
+		})
+	}
+	t.Run("other errors end Serve", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		fl := &failingListener{Listener: ln, n: 1, err: errors.New("listener broken")}
+		a := New(&fakeDecider{}, Options{})
+		if err := a.Serve(context.Background(), fl); err == nil || err.Error() != "listener broken" {
+			t.Errorf("Serve = %v; want the accept error", err)
+		}
+	})
 }

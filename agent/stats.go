@@ -8,8 +8,8 @@ import (
 
 // counters are the agent's running totals; Stats copies them.
 type counters struct {
-	conns, frames, panics, badFrames, refusedConns, evictedConns, helloTimeouts atomic.Uint64
-	status                                                                      [8]atomic.Uint64
+	conns, frames, panics, badFrames, refusedConns, evictedConns, helloTimeouts, acceptErrors atomic.Uint64
+	status                                                                                    [8]atomic.Uint64
 }
 
 func (c *counters) count(s assign.Status) {
@@ -39,6 +39,8 @@ type Stats struct {
 	// EvictedConnections counts idle connections closed, beyond MaxConnections, to let a
 	// new one in.
 	EvictedConnections uint64
+	// AcceptErrors counts accepts that failed and were retried (out of file descriptors).
+	AcceptErrors uint64
 	// HelloTimeouts counts connections closed for not sending their HAPROXY-HELLO within
 	// HelloTimeout.
 	HelloTimeouts uint64
@@ -57,6 +59,7 @@ func (a *Agent) Stats() Stats {
 		BadFrames:          a.stats.badFrames.Load(),
 		RefusedConnections: a.stats.refusedConns.Load(),
 		EvictedConnections: a.stats.evictedConns.Load(),
+		AcceptErrors:       a.stats.acceptErrors.Load(),
 		HelloTimeouts:      a.stats.helloTimeouts.Load(),
 		Decisions:          make(map[string]uint64, len(assign.Statuses)),
 	}

@@ -111,6 +111,7 @@ func New(src Sources) *Metrics {
 		counter("stickyseat_spop_frames_total", "NOTIFY frames answered.", func(s agent.Stats) uint64 { return s.Frames })
 		counter("stickyseat_spop_bad_frames_total", "Connections closed by the frame guard.", func(s agent.Stats) uint64 { return s.BadFrames })
 		counter("stickyseat_spop_refused_connections_total", "Connections refused beyond --max-connections, every connection held being busy.", func(s agent.Stats) uint64 { return s.RefusedConnections })
+		counter("stickyseat_spop_accept_errors_total", "Accepts of SPOP connections that failed and were retried (out of file descriptors).", func(s agent.Stats) uint64 { return s.AcceptErrors })
 		counter("stickyseat_spop_evicted_connections_total", "Idle connections closed beyond --max-connections to let a new one in.", func(s agent.Stats) uint64 { return s.EvictedConnections })
 		counter("stickyseat_spop_hello_timeouts_total", "Connections closed for not sending their HELLO within --hello-timeout.", func(s agent.Stats) uint64 { return s.HelloTimeouts })
 		counter("stickyseat_panics_total", "Panics recovered (handler or decoder).", func(s agent.Stats) uint64 { return s.Panics })

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -27,6 +28,7 @@ func listenHTTP(ctx context.Context, log zerolog.Logger, addr, what string, h ht
 		return nil, fmt.Errorf("--%s-listen: %w", what, err)
 	}
 	log.Info().Str(what+"_listen", ln.Addr().String()).Msgf("%s listening", what)
+	ln = newLimitListener(ln, httpMaxConns)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 	return func() {
 		served := make(chan error, 1)
@@ -46,6 +48,58 @@ func listenHTTP(ctx context.Context, log zerolog.Logger, addr, what string, h ht
 			log.Error().Err(err).Str("listen", addr).Msgf("%s server stopped", what)
 		}
 	}, nil
+}
+
+// httpMaxConns bounds the connections each HTTP listener (metrics, admin) serves at once:
+// an idle flood there holds at most this many of the process's file descriptors, which the
+// SPOP listener needs; connections beyond wait in the kernel's backlog until one closes
+// (idle ones close after the server's read timeout).
+const httpMaxConns = 64
+
+// limitListener accepts a connection only while fewer than its capacity are open.
+type limitListener struct {
+	net.Listener
+	slots chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newLimitListener(ln net.Listener, n int) *limitListener {
+	return &limitListener{Listener: ln, slots: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+// Accept waits for a free slot, then accepts.
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+// Close stops accepting, waking an Accept waiting for a slot.
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+// limitConn gives its slot back when closed, once.
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // metricsMux serves /metrics and, with profiles, Go's /debug/pprof/ handlers. serve allows

@@ -219,3 +219,43 @@ func TestAdminCLITokenFile(t *testing.T) {
 type nopReloader struct{}
 
 func (nopReloader) Reload(cfg assign.Config) error { return cfg.Validate() }
+
+// TestHTTPListenerIsBounded: the metrics and admin listeners serve at most httpMaxConns
+// connections at once, so an idle flood there cannot take the process's file descriptors;
+// the next connection is served once one of them closes.
+func TestHTTPListenerIsBounded(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs bytes.Buffer
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	run, err := listenHTTP(ctx, zerolog.New(&logs), "127.0.0.1:0", "metrics", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := testbed.LogField(logs.String(), "metrics listening", "metrics_listen")
+	ran := make(chan struct{})
+	go func() { run(); close(ran) }()
+	defer func() { cancel(); <-ran }()
+
+	var idle []net.Conn
+	for range httpMaxConns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	client.Timeout = 500 * time.Millisecond
+	if resp, err := client.Get("http://" + addr + "/"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a request beyond %d idle connections was served; want it held until one closes", httpMaxConns)
+	}
+	idle[0].Close()
+	client.Timeout = 5 * time.Second
+	resp, err := client.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("a request after an idle connection closed: %v; want it served", err)
+	}
+	resp.Body.Close()
+}

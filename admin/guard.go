@@ -102,6 +102,25 @@ func sameOrigin(r *http.Request) (bool, string) {
 	return true, ""
 }
 
+// sameSiteRead reports whether a read may come from where the browser says it comes from:
+// another site's page must not make the browser fetch the API (each read can list a
+// thousand seats and holds a pool's lock meanwhile, and a page can send many). Only the
+// status page itself may be opened from another site, by a link (a top-level navigation:
+// Sec-Fetch-Mode navigate), which costs one bounded page; its cookie is SameSite=Strict,
+// so such a visit is not logged in. Requests without the header (curl, the admin CLI,
+// scripts, older browsers) are not from a current browser's page.
+func sameSiteRead(r *http.Request) (bool, string) {
+	site := r.Header.Get("Sec-Fetch-Site")
+	switch site {
+	case "", "same-origin", "none":
+		return true, ""
+	}
+	if r.URL.Path == "/" && r.Header.Get("Sec-Fetch-Mode") == "navigate" {
+		return true, ""
+	}
+	return false, "Sec-Fetch-Site: " + site
+}
+
 // derive returns a value bound to the admin token for one purpose (the session cookie, the
 // forms' CSRF field), so neither reveals the token.
 func derive(token, purpose string) string {

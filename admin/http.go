@@ -173,6 +173,9 @@ func (a *Admin) guard(next http.Handler) http.Handler {
 				a.refused(w, r, http.StatusForbidden, "cross-site request refused ("+why+")")
 				return
 			}
+		} else if ok, why := sameSiteRead(r); !ok {
+			a.refused(w, r, http.StatusForbidden, "cross-site request refused ("+why+")")
+			return
 		}
 		if a.token == "" || r.URL.Path == "/login" {
 			next.ServeHTTP(w, r)
@@ -273,15 +276,30 @@ func (a *Admin) page(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// MaxList is the most seats per pool (or places of a line) one request may list: a whole
+// pool of hundreds of thousands of seats would take megabytes and hold the pool's lock
+// long enough to delay decisions.
+const MaxList = 1000
+
+// listLimit reads how many entries to list from the form field name: 100 when absent, at
+// most MaxList. It answers 400 and returns false when the value is not such a number.
+func listLimit(w http.ResponseWriter, r *http.Request, name string) (int, bool) {
+	v := r.FormValue(name)
+	if v == "" {
+		return 100, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > MaxList {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": name + " must be a number from 0 to " + strconv.Itoa(MaxList)})
+		return 0, false
+	}
+	return n, true
+}
+
 func (a *Admin) apiPools(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if v := r.FormValue("seats"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "seats must be a number"})
-			return
-		}
-		limit = n
+	limit, ok := listLimit(w, r, "seats")
+	if !ok {
+		return
 	}
 	pools, err := a.Pools(r.Context(), limit)
 	if err != nil {
@@ -303,14 +321,9 @@ func (a *Admin) apiQueue(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "pool " + strconv.Quote(p.Name) + " has no line (when-full: reject)"})
 		return
 	}
-	limit := 100
-	if v := r.FormValue("places"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "places must be a number"})
-			return
-		}
-		limit = n
+	limit, ok := listLimit(w, r, "places")
+	if !ok {
+		return
 	}
 	lv, err := a.line(r.Context(), p, limit)
 	if err != nil {

@@ -33,6 +33,7 @@ type Admin struct {
 	// allowedHosts are the Host names accepted besides the listener's address and loopback.
 	allowedHosts []string
 	refusals     *logLimit
+	sessions     *sessions
 	log          zerolog.Logger
 	now          func() time.Time
 
@@ -66,6 +67,7 @@ func New(base assign.Config, r Reloader, st store.Inspector, ov store.Overrides,
 	}
 	return &Admin{store: st, overrides: ov, reloader: r, token: opts.Token, now: now,
 		allowedHosts: opts.AllowedHosts, refusals: &logLimit{every: 10 * time.Second},
+		sessions: newSessions(),
 		log: opts.Logger.With().Str("component", "admin").Logger(), base: base, current: base}
 }
 

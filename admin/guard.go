@@ -2,6 +2,7 @@ package admin
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -121,12 +122,45 @@ func sameSiteRead(r *http.Request) (bool, string) {
 	return false, "Sec-Fetch-Site: " + site
 }
 
-// derive returns a value bound to the admin token for one purpose (the session cookie, the
-// forms' CSRF field), so neither reveals the token.
-func derive(token, purpose string) string {
+// derive returns a value bound to the admin token and the session secret for one purpose
+// (the session cookie, the forms' CSRF field), so neither reveals the token and both end
+// when the secret changes.
+func derive(token string, secret []byte, purpose string) string {
 	m := hmac.New(sha256.New, []byte(token))
-	m.Write([]byte("stickyseat admin " + purpose))
+	m.Write([]byte("stickyseat admin " + purpose + "\x00"))
+	m.Write(secret)
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// sessions holds the secret mixed into the page's session cookie and CSRF field. It is
+// random at start and replaced at every logout, which ends every session of the page (its
+// cookie and forms), on every browser; a restart ends them too.
+type sessions struct {
+	mu     sync.Mutex
+	secret []byte
+}
+
+func newSessions() *sessions {
+	s := &sessions{}
+	s.rotate()
+	return s
+}
+
+// rotate replaces the secret, ending every session.
+func (s *sessions) rotate() {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (it aborts the process instead)
+	s.mu.Lock()
+	s.secret = b
+	s.mu.Unlock()
+}
+
+// value returns the session's value for purpose under token.
+func (s *sessions) value(token, purpose string) string {
+	s.mu.Lock()
+	secret := s.secret
+	s.mu.Unlock()
+	return derive(token, secret, purpose)
 }
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }

@@ -189,8 +189,8 @@ func (a *Admin) guard(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if c, err := r.Cookie(SessionCookie); err == nil && equal(c.Value, derive(a.token, "session")) {
-			if mutating && r.URL.Path != "/logout" && !equal(r.PostFormValue("csrf"), derive(a.token, "csrf")) {
+		if c, err := r.Cookie(SessionCookie); err == nil && equal(c.Value, a.sessions.value(a.token, "session")) {
+			if mutating && r.URL.Path != "/logout" && !equal(r.PostFormValue("csrf"), a.sessions.value(a.token, "csrf")) {
 				a.refused(w, r, http.StatusForbidden, "missing or wrong csrf field: use the status page's forms")
 				return
 			}
@@ -237,14 +237,21 @@ func (a *Admin) login(w http.ResponseWriter, r *http.Request) {
 			a.showLogin(w, http.StatusUnauthorized, "wrong token")
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: derive(a.token, "session"), Path: "/",
+		http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: a.sessions.value(a.token, "session"), Path: "/",
 			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 		a.log.Info().Str("remote", r.RemoteAddr).Msg("admin login")
 	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// logout ends every session of the page, not only this browser's: the cookie is derived
+// from the token and a secret the agent replaces here, so a copy of the cookie or of a
+// form's CSRF field taken before stops working too.
 func (a *Admin) logout(w http.ResponseWriter, r *http.Request) {
+	if a.token != "" {
+		a.sessions.rotate()
+		a.log.Info().Str("remote", r.RemoteAddr).Msg("admin logout: every session of the page ended")
+	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -269,7 +276,7 @@ func (a *Admin) page(w http.ResponseWriter, r *http.Request) {
 	setPageHeaders(w)
 	csrf := ""
 	if a.token != "" {
-		csrf = derive(a.token, "csrf")
+		csrf = a.sessions.value(a.token, "csrf")
 	}
 	if err := page.Execute(w, map[string]any{"Pools": pools, "CSRF": csrf, "LoggedIn": a.token != "", "Now": a.now().UTC().Format(time.RFC3339)}); err != nil {
 		a.log.Warn().Err(err).Msg("status page")

@@ -400,9 +400,15 @@ func (a *Admin) apiQuota(w http.ResponseWriter, r *http.Request) {
 	a.done(w, r, code, err)
 }
 
+// statusFor maps a change's error to its HTTP status: 404 for an unknown pool or server,
+// 409 for a change the configuration cannot take (ErrInvalidChange: retrying will not
+// help), 503 for a store that failed.
 func statusFor(err error) (int, error) {
-	if errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, err
+	case errors.Is(err, ErrInvalidChange):
+		return http.StatusConflict, err
 	}
 	return http.StatusServiceUnavailable, err
 }
@@ -411,13 +417,18 @@ func statusFor(err error) (int, error) {
 // made is logged with the client's address.
 func (a *Admin) done(w http.ResponseWriter, r *http.Request, failStatus int, err error) {
 	if err == nil {
-		e := a.log.Info().Str("remote", r.RemoteAddr).Str("change", strings.TrimPrefix(r.URL.Path, "/api/"))
-		for _, f := range []string{"pool", "server", "key", "state", "quota"} {
+		change := strings.TrimPrefix(r.URL.Path, "/api/")
+		e := a.log.Info().Str("remote", r.RemoteAddr).Str("change", change)
+		for _, f := range []string{"pool", "server", "state", "quota"} {
 			if v := r.FormValue(f); v != "" {
 				e = e.Str(f, v)
 			}
 		}
 		e.Msg("admin change")
+		// User keys (addresses, user names) are personal data: logged at debug only.
+		if key := r.FormValue("key"); key != "" {
+			a.log.Debug().Str("remote", r.RemoteAddr).Str("change", change).Str("pool", r.FormValue("pool")).Str("key", key).Msg("admin change: user key")
+		}
 	}
 	if r.FormValue("redirect") != "" && err == nil {
 		http.Redirect(w, r, "/", http.StatusSeeOther)

@@ -106,3 +106,25 @@ func TestSyncTableStoreDown(t *testing.T) {
 		t.Errorf("SyncTable with the store down = %+v, %v, forgot %q; want an error and HAProxy's table left alone (known users keep their server)", res, err, tab.forgotten)
 	}
 }
+
+// TestTouchNeverQueues: refreshing the seats of a pool with a line must not put a listed user
+// who has no seat in it (they would hold a place they never asked for).
+func TestTouchNeverQueues(t *testing.T) {
+	ctx := context.Background()
+	line := assign.Pool{Name: "web", IdleTimeout: idle, Servers: []assign.Server{up("s1", 1)},
+		WhenFull: assign.WhenFullQueue, QueueTimeout: 2 * idle, QueueMax: 10}
+	a, err := assign.New(assign.Config{Pools: []assign.Pool{line}}, memory.New(memory.Options{}), assign.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := a.Decide(ctx, assign.Request{Key: "u1"}); d.Status != assign.StatusNew {
+		t.Fatalf("Decide(u1) = %+v; want new", d)
+	}
+	tab := &fakeTable{snap: assign.TableSnapshot{Entries: []assign.TableEntry{{Key: "u1", Server: "s1"}, {Key: "ghost", Server: "s1"}, {Key: "open", Open: true}}}}
+	if res, err := a.SyncTable(ctx, tab); err != nil || res != (assign.SyncResult{Refreshed: 1, Forgotten: 1}) {
+		t.Fatalf("SyncTable = %+v, %v; want u1 refreshed, ghost forgotten", res, err)
+	}
+	if d := a.Decide(ctx, assign.Request{Key: "u2"}); d.Status != assign.StatusQueued || d.Position != 1 {
+		t.Errorf("Decide(u2) after the pass = %+v; want queued at 1 (nobody else in line)", d)
+	}
+}

@@ -37,6 +37,12 @@ func checkStateFile(cfg storeConfig) error {
 // restored (corrupt, foreign, unreadable) is renamed <path>.bad-<unix time> for a human to
 // look at, and the agent starts with no seats: a bad file must never keep it down.
 func restoreState(st *memory.Store, path string, log zerolog.Logger) {
+	// A crash during a save leaves its temporary file (seats, owner-only): remove it.
+	if n, err := memory.RemoveTempFiles(path); err != nil {
+		log.Warn().Err(err).Int("removed", n).Msg("cannot remove every temporary state file left by a crash")
+	} else if n > 0 {
+		log.Info().Str("state_file", path).Int("removed", n).Msg("removed temporary state files left by a crash")
+	}
 	start := time.Now()
 	restored, dropped, err := st.LoadFile(path)
 	switch {

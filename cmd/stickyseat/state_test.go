@@ -88,3 +88,25 @@ func TestRestoreState(t *testing.T) {
 		t.Errorf("set-aside files %v (%v); want one %s.bad-*", aside, err, bad)
 	}
 }
+
+// TestRestoreStateRemovesCrashTempFiles: at start the temporary files a crashed save left
+// beside the state file are removed (and said so), and the seats restored.
+func TestRestoreStateRemovesCrashTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "seats")
+	if _, err := memory.New(memory.Options{}).SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(dir, "seats.tmp-1234567")
+	if err := os.WriteFile(left, []byte("half a state"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	restoreState(memory.New(memory.Options{}), path, zerolog.New(&out))
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("temporary file left by a crash still there (%v)", err)
+	}
+	if !strings.Contains(out.String(), `"removed":1`) || !strings.Contains(out.String(), "seats restored") {
+		t.Errorf("log = %q; want the removal and the restore", out.String())
+	}
+}

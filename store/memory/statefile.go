@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -43,6 +45,43 @@ func (s *Store) SaveFile(path string) (int, error) {
 		return n, fmt.Errorf("state file %s: %w", path, err)
 	}
 	return n, nil
+}
+
+// RemoveTempFiles removes the temporary files a SaveFile of path interrupted by a crash
+// left in path's directory, and returns how many it removed: regular files named
+// <base of path>.tmp-<digits>, as SaveFile names them, owned by this process's user. Call
+// it at start, before any save. Nothing else is touched: no other name, no link, no file
+// of another user.
+func RemoveTempFiles(path string) (int, error) {
+	dir, prefix := filepath.Dir(path), filepath.Base(path)+".tmp-"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("state file %s: temporary files: %w", path, err)
+	}
+	removed := 0
+	var errs []error
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if !ownedBySelf(info) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, fmt.Errorf("state file %s: temporary files: %w", path, err)
+	}
+	return removed, nil
 }
 
 // writeState fills f, owner-only whatever the umask, syncs and closes it.

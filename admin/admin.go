@@ -34,6 +34,7 @@ type Admin struct {
 	allowedHosts []string
 	refusals     *logLimit
 	sessions     *sessions
+	logins       *loginGate
 	log          zerolog.Logger
 	now          func() time.Time
 
@@ -67,8 +68,8 @@ func New(base assign.Config, r Reloader, st store.Inspector, ov store.Overrides,
 	}
 	return &Admin{store: st, overrides: ov, reloader: r, token: opts.Token, now: now,
 		allowedHosts: opts.AllowedHosts, refusals: &logLimit{every: 10 * time.Second},
-		sessions: newSessions(),
-		log:      opts.Logger.With().Str("component", "admin").Logger(), base: base, current: base}
+		sessions: newSessions(), logins: newLoginGate(),
+		log: opts.Logger.With().Str("component", "admin").Logger(), base: base, current: base}
 }
 
 // SetBase replaces the configuration (a config file reload) and applies the run-time changes

@@ -132,6 +132,36 @@ func derive(token string, secret []byte, purpose string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// Login attempts the agent takes per second, whoever makes them: guessing a 16-character
+// token at this rate is hopeless, and an operator never types faster.
+const loginsPerSecond = 5
+
+// loginGate counts login attempts in the current second.
+type loginGate struct {
+	now func() time.Time
+
+	mu     sync.Mutex
+	second int64
+	count  int
+}
+
+func newLoginGate() *loginGate { return &loginGate{now: time.Now} }
+
+// allow reports whether one more attempt may be checked now.
+func (g *loginGate) allow() bool {
+	sec := g.now().Unix()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if sec != g.second {
+		g.second, g.count = sec, 0
+	}
+	if g.count >= loginsPerSecond {
+		return false
+	}
+	g.count++
+	return true
+}
+
 // sessions holds the secret mixed into the page's session cookie and CSRF field. It is
 // random at start and replaced at every logout, which ends every session of the page (its
 // cookie and forms), on every browser; a restart ends them too.

@@ -228,8 +228,17 @@ func (a *Admin) showLogin(w http.ResponseWriter, status int, msg string) {
 
 // login checks the token the page's form posts and sets the session cookie: HttpOnly (no
 // script reads it), SameSite=Strict (no other site's page sends it).
+// Attempts beyond loginsPerSecond in a second are answered 429 without checking the token.
 func (a *Admin) login(w http.ResponseWriter, r *http.Request) {
 	if a.token != "" {
+		if !a.logins.allow() {
+			a.refusals.warn(a.log, func(e *zerolog.Event) {
+				e.Str("remote", r.RemoteAddr).Msg("admin login refused: too many attempts")
+			})
+			w.Header().Set("Retry-After", "1")
+			a.showLogin(w, http.StatusTooManyRequests, "too many login attempts: try again in a second")
+			return
+		}
 		if !equal(r.PostFormValue("token"), a.token) {
 			a.refusals.warn(a.log, func(e *zerolog.Event) {
 				e.Str("remote", r.RemoteAddr).Msg("admin login refused: wrong token")

@@ -2,9 +2,13 @@ package admin
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"testing"
+	"time"
+
+	"github.com/stickyseat/stickyseat/store/memory"
 )
 
 // login posts the token as the page's form does and returns the session cookie and the
@@ -51,5 +55,35 @@ func TestLogoutEndsEverySession(t *testing.T) {
 	form := url.Values{"pool": {"web"}, "server": {"s1"}, "state": {"drain"}, "csrf": {csrf}}
 	if resp, body := do(t, nil, http.MethodPost, base+"/api/state", "", form, "Cookie", cookie, "Origin", base, "Sec-Fetch-Site", "same-origin"); resp.StatusCode != http.StatusOK {
 		t.Errorf("POST /api/state after logging in again: HTTP %d %s; want 200", resp.StatusCode, body)
+	}
+}
+
+// TestLoginAttemptsThrottled: at most loginsPerSecond login attempts a second are checked,
+// the right token included; the next get 429 with Retry-After and no cookie; the next
+// second logging in works again.
+func TestLoginAttemptsThrottled(t *testing.T) {
+	const token = "a-long-enough-admin-token"
+	clock := time.Unix(1000, 0)
+	a := New(cfg(2), &recordingReloader{}, memory.New(memory.Options{}), memory.New(memory.Options{}), Options{Token: token})
+	a.logins.now = func() time.Time { return clock }
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	post := func(tok string) *http.Response {
+		resp, _ := do(t, nil, http.MethodPost, srv.URL+"/login", "", url.Values{"token": {tok}})
+		return resp
+	}
+	for i := range loginsPerSecond {
+		if resp := post("wrong"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong attempt %d: HTTP %d; want 401", i+1, resp.StatusCode)
+		}
+	}
+	resp := post(token)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" || len(resp.Cookies()) != 0 {
+		t.Fatalf("attempt %d in one second, right token: HTTP %d, Retry-After %q, cookies %v; want 429, 1, none",
+			loginsPerSecond+1, resp.StatusCode, resp.Header.Get("Retry-After"), resp.Cookies())
+	}
+	clock = clock.Add(time.Second)
+	if resp := post(token); resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 {
+		t.Errorf("login the next second: HTTP %d, cookies %v; want 303 and the cookie", resp.StatusCode, resp.Cookies())
 	}
 }

@@ -186,7 +186,7 @@ func TestAdminNeedsTokenOffLoopback(t *testing.T) {
 	if !strings.Contains(err.Error(), "--admin-listen: 0.0.0.0:0 is not a loopback address: set --admin-token") {
 		t.Errorf("start error: %v; want the --admin-listen one-liner", err)
 	}
-	_, _, _, adminAddr := startAgentWith(t, "--servers", "s1", "--admin-listen", "127.0.0.1:0", "--admin-token", "sekrit")
+	_, _, _, adminAddr := startAgentWith(t, "--servers", "s1", "--admin-listen", "127.0.0.1:0", "--admin-token", "sekrit-e2e-token-0042")
 	for _, tok := range []string{"", "wrong"} {
 		if code, _ := adminDo(t, adminAddr, tok, http.MethodGet, "/api/pools", nil); code != http.StatusUnauthorized {
 			t.Errorf("GET /api/pools with token %q: HTTP %d; want 401", tok, code)

@@ -91,7 +91,7 @@ func TestPProfOnlyOnLoopback(t *testing.T) {
 		}
 	}
 
-	const token = "file-token-8c1e"
+	const token = "file-token-8c1e-5d07"
 	tokenFile := filepath.Join(t.TempDir(), "admin-token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -184,6 +184,58 @@ func TestSecretFiles(t *testing.T) {
 	err = run(context.Background(), []string{"stickyseat", "serve", "--servers", "s1", "--redis", "redis://127.0.0.1:1", "--redis-password-file", write("pw3", "pw3")}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "give the password once") {
 		t.Errorf("%s and --redis-password-file: %v; want refused", redisPasswordEnv, err)
+	}
+}
+
+// TestAdminTokenChecks: serve refuses an admin token shorter than 16 characters; an
+// error about a secret given twice names the environment variable the operator set, not
+// the flag they did not pass; a secret file other users can read is warned about.
+func TestAdminTokenChecks(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+		return p
+	}
+	serve := func(args ...string) (string, error) {
+		var logs bytes.Buffer
+		// --pprof without --metrics-listen ends serve right after the token is checked.
+		err := run(context.Background(), append([]string{"stickyseat", "serve", "--servers", "s1", "--pprof"}, args...), io.Discard, &logs)
+		return logs.String(), err
+	}
+	for _, args := range [][]string{{"--admin-token", "short-token-15ch"[:15]}, {"--admin-token-file", write("short", "tiny\n", 0o600)}} {
+		if _, err := serve(args...); err == nil || !strings.Contains(err.Error(), "the admin token has ") || !strings.Contains(err.Error(), "use at least 16") || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("serve %q: %v; want the short token refused, naming %s", args, err, args[0])
+		}
+	}
+	if _, err := serve("--admin-token", "sixteen-chars-ok"); err == nil || !strings.Contains(err.Error(), "--pprof: needs --metrics-listen") {
+		t.Errorf("serve with a 16-character token: %v; want it taken (then --pprof refused)", err)
+	}
+
+	t.Setenv("STICKYSEAT_ADMIN_TOKEN", "a-token-from-the-environment")
+	_, err := serve("--admin-token-file", write("tok", "a-token-from-a-file-1234", 0o600))
+	if err == nil || !strings.Contains(err.Error(), "STICKYSEAT_ADMIN_TOKEN and --admin-token-file: give the secret once") {
+		t.Errorf("STICKYSEAT_ADMIN_TOKEN with --admin-token-file: %v; want an error naming the env var", err)
+	}
+	os.Unsetenv("STICKYSEAT_ADMIN_TOKEN")
+
+	for _, tc := range []struct {
+		mode os.FileMode
+		warn bool
+	}{{0o600, false}, {0o400, false}, {0o640, true}, {0o644, true}} {
+		file := write("tok-"+tc.mode.String(), "a-token-from-a-file-1234", tc.mode)
+		pw := write("pw-"+tc.mode.String(), "pw", tc.mode)
+		logs, _ := serve("--admin-token-file", file, "--redis", "redis://127.0.0.1:1", "--redis-password-file", pw)
+		for _, f := range []string{file, pw} {
+			if got := strings.Contains(logs, "secret file readable by other users") && strings.Contains(logs, f); got != tc.warn {
+				t.Errorf("secret file of mode %04o: warned = %v; want %v\n%s", tc.mode, got, tc.warn, logs)
+			}
+		}
 	}
 }
 

@@ -97,7 +97,7 @@ func serveConfigFromFlags(c *cli.Context) (serveConfig, error) {
 	}
 	cfg.HAProxySocket = c.String("haproxy-socket")
 	cfg.MetricsListen, cfg.AdminListen, cfg.AdminHosts = c.String("metrics-listen"), c.String("admin-listen"), c.StringSlice("admin-allowed-host")
-	if cfg.AdminToken, err = secret(c, "admin-token", "admin-token-file"); err != nil {
+	if cfg.AdminToken, err = adminToken(c); err != nil {
 		return cfg, err
 	}
 	for _, f := range []struct{ flag, addr string }{{"metrics-listen", cfg.MetricsListen}, {"admin-listen", cfg.AdminListen}} {
@@ -134,6 +134,7 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	warnSecretFileModes(c, log)
 	cfg, err := serveConfigFromFlags(c)
 	if err != nil {
 		return err

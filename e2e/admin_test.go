@@ -195,7 +195,7 @@ func TestAdminNeedsTokenOffLoopback(t *testing.T) {
 			t.Errorf("POST /api/state with token %q: HTTP %d; want 401", tok, code)
 		}
 	}
-	if code, body := adminDo(t, adminAddr, "sekrit", http.MethodGet, "/api/pools", nil); code != http.StatusOK || !strings.Contains(body, `"name": "s1"`) {
+	if code, body := adminDo(t, adminAddr, "sekrit-e2e-token-0042", http.MethodGet, "/api/pools", nil); code != http.StatusOK || !strings.Contains(body, `"name": "s1"`) {
 		t.Errorf("GET /api/pools with the token: HTTP %d %s", code, body)
 	}
 }

@@ -38,7 +38,22 @@ func TestFaults(t *testing.T) {
 	if os.Getenv("STICKYSEAT_FAULTS") != "1" {
 		t.Skip("the fault suite runs under `make test-faults` (STICKYSEAT_FAULTS=1)")
 	}
-	r := startRig(t, rigOptions{Quota: quota, Idle: time.Hour, RedisArgs: persistent})
+	runFaults(t, rigOptions{Quota: quota, Idle: time.Hour, RedisArgs: persistent})
+}
+
+// TestFaultsFastPath runs the same suite with the fast path on every node: HAProxy routes
+// the users it served within the window by itself, the agents sync its table every second.
+// The checker's promises are the same (a user HAProxy keeps routing during a fault is no
+// error); moves off a stopped server come up to one sync interval later, still after the grace.
+func TestFaultsFastPath(t *testing.T) {
+	if os.Getenv("STICKYSEAT_FAULTS") != "1" {
+		t.Skip("the fault suite runs under `make test-faults` (STICKYSEAT_FAULTS=1)")
+	}
+	runFaults(t, rigOptions{Quota: quota, Idle: time.Hour, RedisArgs: persistent, FastPath: true})
+}
+
+func runFaults(t *testing.T, o rigOptions) {
+	r := startRig(t, o)
 
 	load := &Load{Users: users, Workers: workers, Rate: rate, Timeout: 3 * time.Second}
 	for _, n := range r.nodes {

@@ -19,6 +19,8 @@ import (
 // node is one HAProxy node with its agent.
 type node struct {
 	stack *testbed.Stack
+	// dir holds the node's haproxy.cfg and its runtime API socket.
+	dir string
 	// killed keeps the output of agents killed by a fault.
 	killed []string
 }
@@ -48,7 +50,14 @@ type rigOptions struct {
 	Idle time.Duration
 	// RedisArgs are redis-server's persistence flags.
 	RedisArgs []string
+	// FastPath runs every node with haproxy-config --fast-path (default window) and its agent
+	// syncing the table every fastPathInterval.
+	FastPath bool
 }
+
+// fastPathInterval is the agents' --keepalive-interval with the fast path: well within the
+// default window (10s), short against the faults' few seconds.
+const fastPathInterval = time.Second
 
 // persistent is the Redis of the main suite: it keeps its seats across a restart, as
 // production should (appendfsync always: nothing acknowledged is lost).
@@ -93,18 +102,22 @@ func startRig(t *testing.T, o rigOptions) *rig {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(dir) })
-		s, err := testbed.StartStack(testbed.StackOptions{
+		so := testbed.StackOptions{
 			AgentBin: agentBin, HAProxyBin: r.haproxy, Dir: dir, Mode: "http",
 			Backends: r.backends, MaxUsers: o.Quota, Idle: o.Idle, Redis: r.redis.URL(),
 			HealthChecks: true,
 			Defaults:     []string{"default-server inter 100ms fall 1 rise 1"},
 			AgentArgs:    append([]string{"--down-grace", grace.String()}, timeouts...),
 			Global:       []string{testbed.ReloadSocketLine(filepath.Join(dir, "h.sock"))},
-		})
+		}
+		if o.FastPath {
+			so.KeepAlive, so.FastPathWindow = fastPathInterval, 10*time.Second
+		}
+		s, err := testbed.StartStack(so)
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := &node{stack: s}
+		n := &node{stack: s, dir: dir}
 		r.nodes = append(r.nodes, n)
 		t.Cleanup(func() {
 			s.Close()
@@ -134,12 +147,15 @@ func redisDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// agentArgs are the flags StartStack gave the agent, for a restart on the same address.
-func (r *rig) agentArgs(listen string) []string {
-	args := []string{"serve", "--listen", listen, "--log-format", "json",
+// agentArgs are the flags StartStack gave node n's agent, for a restart on the same address.
+func (r *rig) agentArgs(n *node) []string {
+	args := []string{"serve", "--listen", n.stack.AgentAddr, "--log-format", "json",
 		"--servers", strings.Join(servers, ","), "--max-users", fmt.Sprint(r.opts.Quota),
-		"--idle-timeout", r.opts.Idle.String(), "--down-grace", grace.String(), "--redis", r.redis.URL()}
-	return append(args, timeouts...)
+		"--idle-timeout", r.opts.Idle.String(), "--redis", r.redis.URL()}
+	if r.opts.FastPath {
+		args = append(args, "--haproxy-socket", filepath.Join(n.dir, "admin.sock"), "--keepalive-interval", fastPathInterval.String())
+	}
+	return append(append(args, "--down-grace", grace.String()), timeouts...)
 }
 
 func (r *rig) killAgent(i int) {
@@ -159,7 +175,7 @@ func (r *rig) killAgent(i int) {
 // restartAgent starts the node's agent again on the address its HAProxy connects to.
 func (r *rig) restartAgent(i int) {
 	n := r.nodes[i]
-	p, err := testbed.Start("stickyseat", r.agentBin, r.agentArgs(n.stack.AgentAddr)...)
+	p, err := testbed.Start("stickyseat", r.agentBin, r.agentArgs(n)...)
 	if err != nil {
 		r.t.Errorf("restart agent %d: %v", i, err)
 		return

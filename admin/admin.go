@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/internal/ratelimit"
 	"github.com/stickyseat/stickyseat/store"
 )
 
@@ -32,7 +33,7 @@ type Admin struct {
 	token     string
 	// allowedHosts are the Host names accepted besides the listener's address and loopback.
 	allowedHosts []string
-	refusals     *logLimit
+	refusals     *ratelimit.Limiter
 	sessions     *sessions
 	logins       *loginGate
 	log          zerolog.Logger
@@ -67,7 +68,7 @@ func New(base assign.Config, r Reloader, st store.Inspector, ov store.Overrides,
 		now = time.Now
 	}
 	return &Admin{store: st, overrides: ov, reloader: r, token: opts.Token, now: now,
-		allowedHosts: opts.AllowedHosts, refusals: &logLimit{every: 10 * time.Second},
+		allowedHosts: opts.AllowedHosts, refusals: ratelimit.New(logInterval),
 		sessions: newSessions(), logins: newLoginGate(),
 		log: opts.Logger.With().Str("component", "admin").Logger(), base: base, current: base}
 }

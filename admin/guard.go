@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/stickyseat/stickyseat/internal/ratelimit"
 )
 
 // SessionCookie is the cookie the status page's login form sets. It holds a value derived
@@ -31,10 +33,10 @@ func HostGuard(allowed []string, log zerolog.Logger, next http.Handler) http.Han
 	for _, h := range allowed {
 		set[strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))] = true
 	}
-	limit := &logLimit{every: 10 * time.Second}
+	limit := ratelimit.New(logInterval)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !hostAllowed(r, set) {
-			limit.warn(log, func(e *zerolog.Event) {
+			warnLimited(limit, log, func(e *zerolog.Event) {
 				e.Str("host", r.Host).Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("refused a request for a foreign Host (DNS rebinding?)")
 			})
 			writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"error": "Host " + quoteHost(r.Host) + " is not this server's address, a loopback name or an allowed host"})
@@ -195,25 +197,13 @@ func (s *sessions) value(token, purpose string) string {
 
 func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
 
-// logLimit lets one warning through per interval and counts the ones it held back, so a
-// flood of refused requests cannot flood the log.
-type logLimit struct {
-	every time.Duration
-	mu    sync.Mutex
-	last  time.Time
-	held  int
-}
+// logInterval is the least time between two warnings of one kind about refused requests:
+// a flood of them logs a line per interval with the count of those held back.
+const logInterval = 10 * time.Second
 
-func (l *logLimit) warn(log zerolog.Logger, write func(*zerolog.Event)) {
-	l.mu.Lock()
-	now := time.Now()
-	if !l.last.IsZero() && now.Sub(l.last) < l.every {
-		l.held++
-		l.mu.Unlock()
-		return
+// warnLimited logs the warning write fills if limit lets a line through now.
+func warnLimited(limit *ratelimit.Limiter, log zerolog.Logger, write func(*zerolog.Event)) {
+	if ok, held := limit.Allow(); ok {
+		write(log.Warn().Uint64("suppressed", held))
 	}
-	held := l.held
-	l.last, l.held = now, 0
-	l.mu.Unlock()
-	write(log.Warn().Int("suppressed_since_last", held))
 }

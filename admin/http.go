@@ -212,7 +212,7 @@ func (a *Admin) unauthorized(w http.ResponseWriter, r *http.Request) {
 
 // refused answers an error and logs it, at most one line per interval.
 func (a *Admin) refused(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	a.refusals.warn(a.log, func(e *zerolog.Event) {
+	warnLimited(a.refusals, a.log, func(e *zerolog.Event) {
 		e.Int("status", status).Str("remote", r.RemoteAddr).Str("method", r.Method).Str("path", r.URL.Path).Str("reason", msg).Msg("admin request refused")
 	})
 	writeJSON(w, status, map[string]string{"error": msg})
@@ -232,7 +232,7 @@ func (a *Admin) showLogin(w http.ResponseWriter, status int, msg string) {
 func (a *Admin) login(w http.ResponseWriter, r *http.Request) {
 	if a.token != "" {
 		if !a.logins.allow() {
-			a.refusals.warn(a.log, func(e *zerolog.Event) {
+			warnLimited(a.refusals, a.log, func(e *zerolog.Event) {
 				e.Str("remote", r.RemoteAddr).Msg("admin login refused: too many attempts")
 			})
 			w.Header().Set("Retry-After", "1")
@@ -240,7 +240,7 @@ func (a *Admin) login(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !equal(r.PostFormValue("token"), a.token) {
-			a.refusals.warn(a.log, func(e *zerolog.Event) {
+			warnLimited(a.refusals, a.log, func(e *zerolog.Event) {
 				e.Str("remote", r.RemoteAddr).Msg("admin login refused: wrong token")
 			})
 			a.showLogin(w, http.StatusUnauthorized, "wrong token")

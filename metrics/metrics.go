@@ -40,8 +40,9 @@ type Sources struct {
 
 // UnknownPool labels decisions made in no pool: the message named none that exists (or
 // none, with several pools). A pool name the configuration does not have is never a label,
-// so messages cannot create series without bound.
-const UnknownPool = "unknown"
+// so messages cannot create series without bound. The parentheses make it a name no pool
+// can have (assign.ValidName refuses them), so it never mixes with a real pool's series.
+const UnknownPool = "(unknown)"
 
 // latencyBuckets are the decision-latency histogram's bounds: fine steps from 10µs (a
 // memory decision) to 250ms, then doubling past timeout, with timeout itself a bound.
@@ -85,7 +86,7 @@ func New(src Sources) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stickyseat_decisions_total", Help: "Answers to HAProxy by pool and status (hit, new, moved, full, invalid, error, queued); pool \"unknown\" when the message named no pool that exists.",
+			Name: "stickyseat_decisions_total", Help: "Answers to HAProxy by pool and status (hit, new, moved, full, invalid, error, queued); pool \"" + UnknownPool + "\" when the message named no pool that exists.",
 		}, []string{"pool", "status"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "stickyseat_decision_duration_seconds",

@@ -151,3 +151,11 @@ func TestAgentCounters(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownPoolIsNoPoolName: the label of decisions made in no pool is a name no pool
+// can have, so its series never mix with a real pool's.
+func TestUnknownPoolIsNoPoolName(t *testing.T) {
+	if err := assign.ValidName(UnknownPool); err == nil {
+		t.Errorf("assign.ValidName(%q) = nil; want the label of decisions in no pool refused as a pool name", UnknownPool)
+	}
+}

@@ -68,8 +68,9 @@ type Options struct {
 	// connection from 3.1 on (the setting is ignored there), so the default never makes
 	// HAProxy wait.
 	MaxInFlight int
-	// MaxConnections is how many SPOP connections the agent serves at once; more are
-	// closed at once. Default 1024. Every HAProxy reload opens a burst of new
+	// MaxConnections is how many SPOP connections the agent serves at once; beyond, a
+	// newcomer closes the connection idle the longest (one that never sent a NOTIFY
+	// first), or is refused when every connection is busy. Default 1024. Every HAProxy reload opens a burst of new
 	// connections while the old process still holds its own: leave room for both.
 	MaxConnections int
 	// HelloTimeout closes a connection that has not sent its whole HAPROXY-HELLO this

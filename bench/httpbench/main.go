@@ -53,7 +53,7 @@ func main() {
 type config struct {
 	agentBin, statelessBin string
 	users                  []int
-	duration               time.Duration
+	duration, warmup       time.Duration
 	conns, threads, rounds int
 	script                 string
 	redis                  bool
@@ -69,6 +69,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&cfg.statelessBin, "stateless", "", "bench/stateless binary (default: built from ./bench/stateless)")
 	users := fs.String("users", "1000,100000", "distinct x-user values, one HTTP table per value")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "wrk duration per row and round")
+	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "wrk run, not measured, just before each measurement: the stick tables (native and fast path) hold the users, as in steady state")
 	fs.IntVar(&cfg.conns, "connections", 32, "wrk connections")
 	fs.IntVar(&cfg.threads, "threads", 1, "wrk threads")
 	fs.IntVar(&cfg.rounds, "rounds", 1, "rounds of every row, interleaved (a b c d e a b ...); the table shows each row's median")
@@ -324,6 +325,13 @@ var rowNames = map[string]string{
 func measureRow(ctx context.Context, cfg config, r setup, users int) (measure, error) {
 	var cpu0 time.Duration
 	var err error
+	if cfg.warmup > 0 {
+		warm := cfg
+		warm.duration = cfg.warmup
+		if _, err := wrk(ctx, warm, r.frontend, users); err != nil {
+			return measure{}, fmt.Errorf("warm-up: %w", err)
+		}
+	}
 	if r.agent != nil {
 		if cpu0, err = loadgen.ProcessCPU(r.agent.pid()); err != nil {
 			return measure{}, err

@@ -2,12 +2,15 @@ package assign_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stickyseat/stickyseat/assign"
+	"github.com/stickyseat/stickyseat/store"
 	"github.com/stickyseat/stickyseat/store/memory"
 )
 
@@ -95,15 +98,34 @@ func TestSyncTable(t *testing.T) {
 	decide("u1", assign.StatusMoved, "s2")
 }
 
+// countingStore fails every call and counts them.
+type countingStore struct {
+	failingStore
+	calls atomic.Int64
+}
+
+func (c *countingStore) Assign(ctx context.Context, req store.Request) (store.Result, error) {
+	c.calls.Add(1)
+	return c.failingStore.Assign(ctx, req)
+}
+
 func TestSyncTableStoreDown(t *testing.T) {
-	a, err := assign.New(assign.Config{Pools: []assign.Pool{pool(up("s1", 1))}}, failingStore{}, assign.Options{})
+	st := &countingStore{}
+	a, err := assign.New(assign.Config{Pools: []assign.Pool{pool(up("s1", 1))}}, st, assign.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab := &fakeTable{snap: assign.TableSnapshot{Entries: []assign.TableEntry{{Key: "u1", Server: "s1"}, {Key: "u2", Server: "s1"}}}}
+	tab := &fakeTable{}
+	for i := range 1000 {
+		tab.snap.Entries = append(tab.snap.Entries, assign.TableEntry{Key: fmt.Sprint("u", i), Server: "s1"})
+	}
 	res, err := a.SyncTable(context.Background(), tab)
 	if err == nil || res != (assign.SyncResult{}) || len(tab.forgotten) != 0 {
 		t.Errorf("SyncTable with the store down = %+v, %v, forgot %q; want an error and HAProxy's table left alone (known users keep their server)", res, err, tab.forgotten)
+	}
+	// One failed call per pass, not a burst that holds back the requests once the store is back.
+	if n := st.calls.Load(); n != 1 {
+		t.Errorf("SyncTable with the store down made %d store calls; want 1", n)
 	}
 }
 

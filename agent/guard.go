@@ -100,18 +100,14 @@ func newGuardConn(c net.Conn, l guardLimits, stats *counters) *guardConn {
 }
 
 // idleFor reports how long the connection has been idle at now, and false when it is not
-// idle: a frame is being read, a NOTIFY is being answered or an answer is being written.
-// Closing an idle connection loses nothing: HAProxy opens another when it needs one. A
-// connection still in its HELLO is idle from its accept, however much of the HELLO came.
+// idle: a frame is being read or a NOTIFY is being answered (its in-flight token is held
+// until its ACK is written). Ending an idle connection (shutdown) loses nothing: HAProxy
+// opens another when it needs one. A connection still in its HELLO is idle from its
+// accept, however much of the HELLO came; its AGENT-HELLO, if being written, still goes
+// out, as shutdown only ends the reading.
 func (g *guardConn) idleFor(now time.Time) (time.Duration, bool) {
 	since := g.idleSince.Load()
 	if since == 0 || len(g.inFlight) > 0 || g.closing.Load() {
-		return 0, false
-	}
-	g.wmu.Lock()
-	writing := g.flushing || len(g.wbuf) > 0
-	g.wmu.Unlock()
-	if writing {
 		return 0, false
 	}
 	return now.Sub(time.Unix(0, since)), true
@@ -322,7 +318,6 @@ func (g *guardConn) readHello(p []byte, n uint32) (int, error) {
 		return 0, fmt.Errorf("%w: HAProxy offers max-frame-size %d, above the agent's limit %d (raise --max-frame-size)", errFrame, mfs, g.limit)
 	}
 	g.maxFrame = negotiatedFrameSize(uint32(mfs))
-	g.idleSince.Store(0) // until the AGENT-HELLO is written and the next frame awaited
 	g.pending = frame
 	return g.Read(p)
 }

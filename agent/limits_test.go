@@ -149,6 +149,19 @@ func helloConn(t *testing.T, addr string) (*spoptest.Client, net.Conn) {
 	return c, conn
 }
 
+// idleConns counts the agent's connections idle now (see guardConn.idleFor).
+func idleConns(a *Agent) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for g := range a.conns {
+		if _, ok := g.idleFor(time.Now()); ok {
+			n++
+		}
+	}
+	return n
+}
+
 // stillOpen reports whether nothing arrives on conn, not even its end, within d; a
 // connection with no answer due must get nothing.
 func stillOpen(conn net.Conn, d time.Duration) bool {
@@ -173,7 +186,8 @@ func TestMaxConnectionsClosesTheIdlest(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, silent := helloConn(t, addr) // HELLO only, and the newest: still the first to go
-	waitFor(t, 5*time.Second, "3 connections open", func() bool { return a.Stats().Open == 3 })
+	// A reader back at a frame boundary after answering is idle; wait for that moment.
+	waitFor(t, 5*time.Second, "3 connections open, 2 idle", func() bool { return a.Stats().Open == 3 && idleConns(a) == 2 })
 
 	first, firstConn := helloConn(t, addr)
 	if acts, err := first.Notify(1, 1, msg(arg("key", spop.Str("bob")))); err != nil || spoptest.Vars(acts)[VarStatus] != "new" {
@@ -183,6 +197,7 @@ func TestMaxConnectionsClosesTheIdlest(t *testing.T) {
 		t.Fatal("the connection that never sent a NOTIFY was not closed for the newcomer")
 	}
 	// Now every idle connection has sent a NOTIFY: the one idle the longest goes.
+	waitFor(t, 5*time.Second, "2 idle connections", func() bool { return idleConns(a) == 2 })
 	second := dial(t, addr)
 	if acts, err := second.Notify(1, 1, msg(arg("key", spop.Str("carol")))); err != nil || spoptest.Vars(acts)[VarStatus] != "new" {
 		t.Fatalf("second newcomer at the limit: %v, %v; want status new", spoptest.Vars(acts), err)

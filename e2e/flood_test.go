@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -85,6 +86,13 @@ func testSilentFlood(t *testing.T, bin string, hello bool) {
 			time.Since(asked).Round(time.Millisecond), r, helloTimeout)
 	}
 	t.Logf("seated %s after asking, %s after the flood began", time.Since(asked).Round(time.Millisecond), time.Since(floodStart).Round(time.Millisecond))
+	// And it stays in: more users, each a new stream, while the flood is still held.
+	for i := 2; i <= 5; i++ {
+		u := testbed.NewClient(fmt.Sprintf("client-%d", i), fmt.Sprintf("127.0.0.%d", 10+i), "")
+		if r, err := u.Get(ctx, s.Frontend); err != nil || !r.Seated() {
+			t.Fatalf("user %d with the flood held: %s, %v; want a seat", i, r, err)
+		}
+	}
 
 	m := scrape(t, metricsAddr)
 	if got := m["stickyseat_spop_hello_timeouts_total"]; got != 0 {

@@ -32,7 +32,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "admin-token", Usage: "token the admin API and page require (Authorization: Bearer, or the page's login form); required off loopback; prefer the env var or --admin-token-file (argv is readable by every local user)", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN"}},
 		&cli.StringFlag{Name: "admin-token-file", Usage: "read --admin-token from this file (one line)", EnvVars: []string{"STICKYSEAT_ADMIN_TOKEN_FILE"}},
 		&cli.StringSliceFlag{Name: "admin-allowed-host", Usage: "a Host name (or host:port) the admin API answers besides its listen address and loopback names, e.g. the name a proxy or operators use (repeatable; env: comma-separated)", EnvVars: []string{"STICKYSEAT_ADMIN_ALLOWED_HOST"}},
-		&cli.IntFlag{Name: "max-connections", Value: 1024, Usage: "SPOP connections served at once; more are closed at once (each HAProxy process opens a few per agent)", EnvVars: []string{"STICKYSEAT_MAX_CONNECTIONS"}},
+		&cli.IntFlag{Name: "max-connections", Value: 1024, Usage: "SPOP connections served at once; a newcomer past it closes the connection idle the longest, and is refused only when every one is busy (each HAProxy process opens a few per agent)", EnvVars: []string{"STICKYSEAT_MAX_CONNECTIONS"}},
 		&cli.DurationFlag{Name: "hello-timeout", Value: 5 * time.Second, Usage: "close an SPOP connection that has not sent its HELLO this long after connecting, so silent peers cannot take every --max-connections slot (HAProxy sends its HELLO at once)", EnvVars: []string{"STICKYSEAT_HELLO_TIMEOUT"}},
 		&cli.UintFlag{Name: "max-frame-size", Value: 1 << 20, Usage: "largest SPOP max-frame-size accepted from HAProxy (bytes)", EnvVars: []string{"STICKYSEAT_MAX_FRAME_SIZE"}},
 	}

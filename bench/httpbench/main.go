@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&cfg.statelessBin, "stateless", "", "bench/stateless binary (default: built from ./bench/stateless)")
 	users := fs.String("users", "1000,100000", "distinct x-user values, one HTTP table per value")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "wrk duration per row and round")
-	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "wrk run, not measured, just before each measurement: the stick tables (native and fast path) hold the users, as in steady state")
+	fs.DurationVar(&cfg.warmup, "warmup", 10*time.Second, "wrk run, not measured, just before each measurement, so that the stick tables (native and fast path) hold the users as in steady state: long enough for every user to come (users.lua starts each run at a random user; 100k users need about 5s at 20k requests/s)")
 	fs.IntVar(&cfg.conns, "connections", 32, "wrk connections")
 	fs.IntVar(&cfg.threads, "threads", 1, "wrk threads")
 	fs.IntVar(&cfg.rounds, "rounds", 1, "rounds of every row, interleaved (a b c d e a b ...); the table shows each row's median")

@@ -155,8 +155,12 @@ func printLineReport(out io.Writer, rep testbed.LineReport, clients []*testbed.C
 				for k, p := range rep.Places[c] {
 					places[k] = fmt.Sprint(p)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s (seated %s), after %d refused tries at places %s, %s after client %d's last request\n",
-					title, c, source[c], rep.Seat[c], ordinal(j+1), rep.Tries[c], strings.Join(places, ", "), rep.Freed[j].Round(100*time.Millisecond), j+1)
+				at := "place"
+				if len(places) > 1 {
+					at = "places"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s (seated %s), after %d refused tries at %s %s, %s after client %d's last request\n",
+					title, c, source[c], rep.Seat[c], ordinal(j+1), rep.Tries[c], at, strings.Join(places, ", "), rep.Freed[j].Round(100*time.Millisecond), j+1)
 			}
 			continue
 		}

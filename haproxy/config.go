@@ -98,8 +98,9 @@ type Config struct {
 	// 30s; rounded up to whole seconds.
 	RetryAfter time.Duration
 	// QueueRetryAfter is how soon a user waiting in a pool's line is told to ask again (http
-	// Retry-After, and the refresh of the page showing their place). Keep it well under the
-	// agent's queue timeout, or places lapse between two tries. Default 5s; whole seconds.
+	// Retry-After, and the refresh of the page showing their place). It must be at most half
+	// of every line's QueueTimeout, or places lapse between two tries. Default 5s, or a third
+	// of the shortest QueueTimeout when that is shorter; whole seconds, at least 1s.
 	QueueRetryAfter time.Duration
 	// NoHealthChecks leaves "check" off the servers. Checks are on by default: stickyseat
 	// relies on HAProxy marking a dead server DOWN, after which no one is sent there (weight 0
@@ -119,6 +120,9 @@ type Pool struct {
 	// when-full: queue). In http mode they get a 503 showing their place; in tcp mode their
 	// connection is refused as when full, and their retries keep the place.
 	Queue bool
+	// QueueTimeout is the agent's queue timeout for this pool (a place lapses this long after
+	// its user's last try), when known: it bounds QueueRetryAfter.
+	QueueTimeout time.Duration
 }
 
 // Server is one HAProxy server.
@@ -174,6 +178,12 @@ func (c Config) Validate() error {
 	}
 	if c.QueueRetryAfter < 0 {
 		bad("QueueRetryAfter %v: must not be negative", c.QueueRetryAfter)
+	}
+	for _, p := range c.Pools {
+		if retry := ceilSecond(c.QueueRetryAfter); p.Queue && p.QueueTimeout > 0 && 2*retry > p.QueueTimeout {
+			bad("QueueRetryAfter %v: pool %q's places lapse %v after a try, so users must be told to try again within half of that (raise its queue timeout to at least %v)",
+				retry, p.Name, p.QueueTimeout, 2*retry)
+		}
 	}
 	if len(c.Pools) == 0 {
 		bad("Pools: want at least one pool")
@@ -240,6 +250,11 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueRetryAfter == 0 {
 		c.QueueRetryAfter = DefaultQueueRetryAfter
+		for _, p := range c.Pools {
+			if p.Queue && p.QueueTimeout > 0 {
+				c.QueueRetryAfter = min(c.QueueRetryAfter, max(time.Second, p.QueueTimeout/3))
+			}
+		}
 	}
 	if c.FastPathWindow == 0 {
 		c.FastPathWindow = DefaultFastPathWindow
@@ -256,6 +271,11 @@ func (c Config) withDefaults() Config {
 	}
 	c.Pools = pools
 	return c
+}
+
+// ceilSecond rounds d up to whole seconds, as Retry-After and the page's refresh are written.
+func ceilSecond(d time.Duration) time.Duration {
+	return (d + time.Second - 1) / time.Second * time.Second
 }
 
 // checkName accepts the names that are safe everywhere the config writes them: HAProxy proxy

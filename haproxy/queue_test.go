@@ -85,3 +85,31 @@ func TestRoutingQueued(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueRetryWithinTimeout: users in line are told to try again well within the time their
+// place is kept, or they would lose it between two tries.
+func TestQueueRetryWithinTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		timeout, retry time.Duration
+		want           string // the Retry-After written, or the error's start
+	}{
+		{30 * time.Second, 0, "hdr Retry-After 5 "},
+		{6 * time.Second, 0, "hdr Retry-After 2 "},
+		{2 * time.Second, 0, "hdr Retry-After 1 "},
+		{10 * time.Second, 5 * time.Second, "hdr Retry-After 5 "},
+		{6 * time.Second, 5 * time.Second, "invalid config: QueueRetryAfter 5s: pool \"web\"'s places lapse 6s after a try"},
+		{1500 * time.Millisecond, 0, "invalid config: QueueRetryAfter 1s: pool \"web\"'s places lapse 1.5s after a try"},
+	} {
+		c := validConfig()
+		c.Mode, c.QueueRetryAfter = ModeHTTP, tt.retry
+		c.Pools[0].Queue, c.Pools[0].QueueTimeout = true, tt.timeout
+		cfg, _, err := Render(c)
+		got := string(cfg)
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.Contains(got, tt.want) {
+			t.Errorf("queue timeout %v, retry %v: got\n%s\nwant it to contain %q", tt.timeout, tt.retry, got, tt.want)
+		}
+	}
+}

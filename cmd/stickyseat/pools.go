@@ -60,6 +60,7 @@ func loadPools(c *cli.Context) (pools, error) {
 		for _, ap := range p.Policy.Pools {
 			if ap.Name == p.HAProxy[i].Name {
 				p.HAProxy[i].Queue = ap.WhenFull == assign.WhenFullQueue
+				p.HAProxy[i].QueueTimeout = ap.QueueTimeout
 			}
 		}
 	}

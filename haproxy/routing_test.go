@@ -1,6 +1,7 @@
 package haproxy
 
 import (
+	"context"
 	"net"
 	"strings"
 	"testing"
@@ -324,8 +325,9 @@ func TestRoutingAgentBack(t *testing.T) {
 				got, err := r.do("GET", "/", "alice", "")
 				done <- result{got, err, time.Since(start)}
 			}()
-			// Let the request meet the agent down: loopback refuses a connection at once.
-			time.Sleep(150 * time.Millisecond)
+			// Wait until the request has met the agent down: HAProxy counts the retry of the
+			// refused connection to the agent (wretr of stickyseat_agent/agent1 in "show stat").
+			waitAgentConnError(t, r.sock)
 			select {
 			case res := <-done:
 				t.Fatalf("GET answered before the agent started: %+v after %s", res, res.took)
@@ -341,6 +343,32 @@ func TestRoutingAgentBack(t *testing.T) {
 				t.Errorf("GET while the agent restarted = %+v after %s; want %+v (retried once the agent was back)", res.resp, res.took, want)
 			}
 		})
+	}
+}
+
+// waitAgentConnError polls HAProxy's "show stat" until a connection to the agent server has
+// been retried (it was refused), or fails the test after 10s.
+func waitAgentConnError(t *testing.T, sock string) {
+	t.Helper()
+	rt := Runtime{Addr: sock}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		out, err := rt.Command(ctx, "show stat")
+		cancel()
+		if err == nil {
+			for _, line := range strings.Split(out, "\n") {
+				f := strings.Split(line, ",")
+				// pxname,svname,...: wretr is the 16th field.
+				if len(f) > 15 && f[0] == AgentBackend && f[1] == "agent1" && f[15] != "" && f[15] != "0" {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no retried connection to the agent counted by HAProxy after 10s (last: %v)\n%s", err, out)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

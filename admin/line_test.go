@@ -14,12 +14,13 @@ import (
 	"github.com/stickyseat/stickyseat/admin"
 	"github.com/stickyseat/stickyseat/assign"
 	"github.com/stickyseat/stickyseat/store/memory"
+	"github.com/stickyseat/stickyseat/store/storetest"
 )
 
 // lineAdmin is an Admin over a pool web with one seat and a line, u1 seated and u2, u3 waiting.
-func lineAdmin(t *testing.T) (*admin.Admin, *assign.Assigner, *clock) {
+func lineAdmin(t *testing.T) (*admin.Admin, *assign.Assigner, *storetest.Clock) {
 	t.Helper()
-	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := storetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := assign.Config{Pools: []assign.Pool{{Name: "web", IdleTimeout: time.Hour, Servers: []assign.Server{{Name: "s1", Quota: 1}},
 		WhenFull: assign.WhenFullQueue, QueueTimeout: time.Minute, QueueMax: 10}}}
 	st := memory.New(memory.Options{Clock: c.Now})

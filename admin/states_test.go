@@ -7,33 +7,21 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stickyseat/stickyseat/admin"
 	"github.com/stickyseat/stickyseat/assign"
 	"github.com/stickyseat/stickyseat/store/memory"
+	"github.com/stickyseat/stickyseat/store/storetest"
 )
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 const grace = 10 * time.Second
 
 // healthAdmin is an Admin over a real Assigner whose pool web has s1 up and s2 drained.
-func healthAdmin(t *testing.T) (*admin.Admin, *assign.Assigner, *clock) {
+func healthAdmin(t *testing.T) (*admin.Admin, *assign.Assigner, *storetest.Clock) {
 	t.Helper()
-	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := storetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := assign.Config{Pools: []assign.Pool{{Name: "web", IdleTimeout: time.Hour, DownGrace: grace, Servers: []assign.Server{
 		{Name: "s1", Quota: 2, State: assign.StateUp}, {Name: "s2", Quota: 2, State: assign.StateDrain},
 	}}}}

@@ -9,12 +9,13 @@ import (
 	"github.com/stickyseat/stickyseat/admin"
 	"github.com/stickyseat/stickyseat/assign"
 	"github.com/stickyseat/stickyseat/store/memory"
+	"github.com/stickyseat/stickyseat/store/storetest"
 )
 
 // TestQueueGauges: the line's length and its lapsed places are scraped per pool, and only for
 // pools with a line.
 func TestQueueGauges(t *testing.T) {
-	c := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := storetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := assign.Config{Pools: []assign.Pool{
 		{Name: "web", IdleTimeout: time.Hour, Servers: []assign.Server{{Name: "s1", Quota: 1}}, WhenFull: assign.WhenFullQueue, QueueTimeout: time.Minute, QueueMax: 10},
 		{Name: "api", IdleTimeout: time.Hour, Servers: []assign.Server{{Name: "a1", Quota: 1}}},

@@ -3,32 +3,20 @@ package metrics
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stickyseat/stickyseat/admin"
 	"github.com/stickyseat/stickyseat/assign"
 	"github.com/stickyseat/stickyseat/store/memory"
+	"github.com/stickyseat/stickyseat/store/storetest"
 )
-
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // TestServerStateGauge: stickyseat_server_state follows the state the decisions apply, from
 // HAProxy's down report through the grace to down, with exactly one state at 1.
 func TestServerStateGauge(t *testing.T) {
 	const grace = 10 * time.Second
-	c := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := storetest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := assign.Config{Pools: []assign.Pool{{Name: "web", IdleTimeout: time.Hour, DownGrace: grace, Servers: []assign.Server{
 		{Name: "s1", Quota: 2, State: assign.StateUp}, {Name: "s2", Quota: 2, State: assign.StateDrain},
 	}}}}
